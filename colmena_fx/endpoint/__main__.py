@@ -1,0 +1,65 @@
+"""`python -m colmena_fx.endpoint SITE_FILE`: run one site's endpoint in the foreground.
+
+The federation starts endpoints this way; `colmena-fx endpoint start` does too.
+Exit status 2 means the site file is invalid (the message names file and key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from colmena_fx.config import load_site
+from colmena_fx.endpoint.server import EmbeddedEndpoint
+from colmena_fx.endpoint.wire import error_file
+from colmena_fx.exceptions import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m colmena_fx.endpoint")
+    parser.add_argument("site_file", type=Path)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--connection-file", type=Path)
+    parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        site = load_site(args.site_file)
+    except ConfigError as exc:
+        if args.connection_file:
+            error_file(args.connection_file).write_text(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    connection_file = args.connection_file or args.run_dir / "connection.json"
+    endpoint = EmbeddedEndpoint(site, args.run_dir, connection_file, args.parent_pid)
+    signal.signal(signal.SIGTERM, lambda *_: endpoint.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: endpoint.request_stop())
+    try:
+        endpoint.start()
+        print(
+            f"endpoint for site {site.name} ready; connection file: {connection_file}",
+            file=sys.stderr,
+            flush=True,
+        )
+        endpoint.serve()
+    except ConfigError as exc:
+        # The starter reads this file to raise the same error on its side.
+        error_file(connection_file).write_text(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        endpoint.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

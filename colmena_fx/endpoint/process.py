@@ -1,0 +1,138 @@
+"""Start, watch and stop an embedded endpoint as a child process.
+
+The endpoint runs in a session of its own, and every process it starts (the Parsl
+interchange, worker pools and their workers) stays in that session even when they
+change process group, so stopping the session cleans up everything, including the
+orphans left when an endpoint was killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from colmena_fx.config import SiteConfig
+from colmena_fx.endpoint.wire import ConnectionInfo
+from colmena_fx.endpoint.wire import error_file
+from colmena_fx.exceptions import ConfigError
+from colmena_fx.exceptions import EndpointError
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class EndpointProcess:
+    """One site's endpoint process, its log and its connection file."""
+
+    def __init__(self, site: SiteConfig, run_dir: Path) -> None:
+        self.site = site
+        self.run_dir = Path(run_dir).resolve()
+        self.log_path = self.run_dir / "endpoint.log"
+        self.connection_file = self.run_dir / "connection.json"
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._session: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def start(self, timeout: float | None = None) -> ConnectionInfo:
+        """Spawn the endpoint and wait until it has written its connection file."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.connection_file.unlink(missing_ok=True)
+        error_file(self.connection_file).unlink(missing_ok=True)
+        site_file = self.site.source
+        if site_file is None:  # built in Python: give the child a file to read
+            site_file = self.run_dir / "site.json"
+            site_file.write_text(self.site.model_dump_json(indent=2))
+        env = dict(os.environ)
+        # The engine launches its interchange and workers by command name.
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        # A local site shares this machine: its workers import the same modules
+        # the client can, including those beside the campaign script.
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.getcwd(), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        )
+        command = [
+            sys.executable, "-m", "colmena_fx.endpoint", str(Path(site_file).resolve()),
+            "--run-dir", str(self.run_dir),
+            "--connection-file", str(self.connection_file),
+            "--parent-pid", str(os.getpid()),
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self._popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.run_dir,
+                start_new_session=True,
+            )
+        self._session = self._popen.pid
+        deadline = time.monotonic() + (timeout or self.site.local.start_timeout_s)
+        while time.monotonic() < deadline:
+            if self.connection_file.exists():
+                return ConnectionInfo.read(self.connection_file)
+            code = self._popen.poll()
+            if code is not None:
+                tail = _log_tail(self.log_path)
+                reason = error_file(self.connection_file)
+                if code == 2 and reason.exists():
+                    raise ConfigError(reason.read_text())
+                raise EndpointError(
+                    f"the endpoint of site {self.site.name!r} exited with status "
+                    f"{code} "
+                    f"while starting; its log {self.log_path} ends with:\n{tail}"
+                )
+            time.sleep(0.05)
+        self.stop()
+        raise EndpointError(
+            f"the endpoint of site {self.site.name!r} did not start within "
+            f"{timeout or self.site.local.start_timeout_s:.0f} s; see {self.log_path}"
+        )
+
+    def alive(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self._popen.poll() if self._popen else None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask the endpoint to stop its engine, then clean up whatever is left."""
+        if self._popen is None:
+            return
+        if self._popen.poll() is None:
+            self._popen.send_signal(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+        self._kill_session()
+
+    def kill(self) -> None:
+        """Kill the endpoint process alone, as a crash would (used by tests)."""
+        if self._popen is not None:
+            self._popen.kill()
+            self._popen.wait()
+
+    def _kill_session(self) -> None:
+        if self._session is None:
+            return
+        for proc in psutil.process_iter():
+            try:
+                if proc.pid != os.getpid() and os.getsid(proc.pid) == self._session:
+                    proc.kill()
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                continue

@@ -1,0 +1,262 @@
+"""The embedded endpoint: one process per local site, owning a real engine.
+
+It does what a Globus Compute endpoint does with a task (hand the packed `Task` to
+`engine.submit` and send back the packed `Result`), but receives tasks over an
+authenticated ZeroMQ link instead of RabbitMQ, and stamps when each task entered and
+left the endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth.thread
+from globus_compute_common import messagepack
+from globus_compute_common.messagepack.message_types import Result as GCResult
+from globus_compute_common.messagepack.message_types import ResultErrorDetails
+from globus_compute_endpoint.engines.base import GCFuture
+
+from colmena_fx.config import SiteConfig
+from colmena_fx.endpoint import wire
+from colmena_fx.models import HOST
+
+log = logging.getLogger(__name__)
+
+_RESULTS_ADDRESS = "inproc://results"
+
+
+class _OnlyClientKey:
+    """ZAP credentials check: the one client key of this run, nobody else."""
+
+    def __init__(self, client_public_key: str) -> None:
+        self._allowed = client_public_key.encode()
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key == self._allowed:
+            return True
+        log.warning("rejected a peer with an unknown CURVE key %s", key.decode())
+        return False
+
+
+class EmbeddedEndpoint:
+    """Serves one site's engine on a ZeroMQ ROUTER socket until stopped."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        run_dir: Path,
+        connection_file: Path,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.site = site
+        self.run_dir = Path(run_dir).resolve()
+        self.connection_file = Path(connection_file)
+        self.parent_pid = parent_pid
+        self.endpoint_id = uuid.uuid4()
+        self._stop = threading.Event()
+        self._in_flight = 0
+        self._client: bytes | None = None
+        self._undelivered: list[list[bytes]] = []
+        self._engine: Any = None
+        self._private_dir: str | None = None
+
+    def start(self) -> None:
+        """Start the engine, bind the socket, then publish the connection file."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._engine = self.site.build_engine()
+        self._engine.start(endpoint_id=self.endpoint_id, run_dir=str(self.run_dir))
+
+        self._ctx = zmq.Context()
+        self._auth = zmq.auth.thread.ThreadAuthenticator(self._ctx, log=log)
+        self._auth.start()
+        server_public, server_secret = wire.new_keypair()
+        client_public, client_secret = wire.new_keypair()
+        self._auth.configure_curve_callback("*", _OnlyClientKey(client_public))
+
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.curve_server = True
+        self._router.curve_publickey = server_public.encode()
+        self._router.curve_secretkey = server_secret.encode()
+        self._router.linger = 0
+        address = self._bind()
+
+        self._results_in = self._ctx.socket(zmq.PULL)
+        self._results_in.bind(_RESULTS_ADDRESS)
+        self._results_out = self._ctx.socket(zmq.PUSH)
+        self._results_out.connect(_RESULTS_ADDRESS)
+        self._results_lock = threading.Lock()
+
+        wire.ConnectionInfo(
+            site=self.site.name,
+            address=address,
+            pid=os.getpid(),
+            server_public_key=server_public,
+            client_public_key=client_public,
+            client_secret_key=client_secret,
+        ).write(self.connection_file)
+        log.info("endpoint for site %s listening on %s", self.site.name, address)
+
+    def _bind(self) -> str:
+        link = self.site.local
+        if link.link == "tcp":
+            host = link.tcp_host
+            bracketed = f"[{host}]" if ":" in host else host
+            if ":" in host:
+                self._router.ipv6 = True
+            port = self._router.bind_to_random_port(f"tcp://{bracketed}")
+            return f"tcp://{bracketed}:{port}"
+        # A private directory: only this user can reach the socket file.
+        self._private_dir = tempfile.mkdtemp(prefix="cfx-")
+        address = f"ipc://{self._private_dir}/endpoint.sock"
+        self._router.bind(address)
+        return address
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def serve(self) -> None:
+        """Move tasks in and results out until `request_stop` or the parent dies."""
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._results_in, zmq.POLLIN)
+        period = self.site.local.heartbeat_s
+        next_beat = time.monotonic()
+        while not self._stop.is_set():
+            wait_ms = max(0, int((next_beat - time.monotonic()) * 1000))
+            ready = dict(poller.poll(min(wait_ms, 200)))
+            if self._router in ready:
+                self._drain_requests()
+            if self._results_in in ready:
+                self._drain_results()
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + period
+                self._heartbeat()
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    log.warning("parent process %s is gone; stopping", self.parent_pid)
+                    break
+
+    def _drain_requests(self) -> None:
+        while True:
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            received_ns = time.time_ns()
+            try:
+                kind, header, payload = wire.decode(frames)
+            except wire.WireError as exc:
+                log.warning("dropped a malformed message: %s", exc)
+                continue
+            if kind is wire.Kind.HELLO:
+                self._client = frames[0]
+                log.info("client on %s connected", header.client_host)
+                self._heartbeat()
+                for held in self._undelivered:
+                    self._to_client(held)
+                self._undelivered.clear()
+            elif kind is wire.Kind.TASK:
+                self._submit(header, payload, received_ns)
+            else:
+                log.warning("dropped an unexpected %s message", kind)
+
+    def _submit(
+        self, header: wire.TaskHeader, packed_task: bytes, received_ns: int
+    ) -> None:
+        task_id = header.task_id
+        future = GCFuture(task_id)
+
+        def forward(done: GCFuture) -> None:
+            try:
+                packed = done.result()
+            except BaseException as exc:  # the engine failed the future itself
+                packed = _error_result(task_id, f"engine error: {exc!r}")
+            self._send_result(task_id, received_ns, packed)
+
+        self._in_flight += 1
+        future.add_done_callback(forward)
+        try:
+            self._engine.submit(future, packed_task, header.resource_specification)
+        except Exception as exc:
+            log.exception("engine refused task %s", task_id)
+            if not future.done():
+                future.set_result(
+                    _error_result(task_id, f"engine refused the task: {exc}")
+                )
+
+    def _send_result(self, task_id: str, received_ns: int, packed: bytes) -> None:
+        """Called from engine threads: hand the result to the serving thread."""
+        with self._results_lock:
+            self._results_out.send_multipart(
+                [task_id.encode(), str(received_ns).encode(), packed]
+            )
+
+    def _drain_results(self) -> None:
+        while True:
+            try:
+                task_id, received_ns, packed = self._results_in.recv_multipart(
+                    zmq.NOBLOCK
+                )
+            except zmq.Again:
+                return
+            self._in_flight -= 1
+            header = wire.ResultHeader(
+                task_id=task_id.decode(),
+                received_ns=int(received_ns),
+                sent_ns=time.time_ns(),
+                host=HOST,
+            )
+            self._to_client(wire.encode(wire.Kind.RESULT, header, packed))
+
+    def _heartbeat(self) -> None:
+        header = wire.HeartbeatHeader(
+            host=HOST,
+            pid=os.getpid(),
+            time_ns=time.time_ns(),
+            in_flight=self._in_flight,
+            engine=type(self._engine).__name__,
+        )
+        self._to_client(wire.encode(wire.Kind.HEARTBEAT, header))
+
+    def _to_client(self, frames: list[bytes]) -> None:
+        if self._client is None:
+            if frames[0] != wire.Kind.HEARTBEAT.value.encode():
+                self._undelivered.append(frames)  # sent once the client says hello
+            return
+        self._router.send_multipart([self._client, *frames])
+
+    def shutdown(self) -> None:
+        """Stop the engine first (it owns worker processes), then the sockets."""
+        log.info("endpoint for site %s stopping", self.site.name)
+        try:
+            if self._engine is not None:
+                self._engine.shutdown()
+        except Exception:
+            log.exception("engine shutdown failed")
+        if hasattr(self, "_auth"):
+            self._auth.stop()
+        if hasattr(self, "_ctx"):
+            self._ctx.destroy(linger=0)
+        if self._private_dir:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+        self.connection_file.unlink(missing_ok=True)
+
+
+def _error_result(task_id: str, message: str) -> bytes:
+    return messagepack.pack(
+        GCResult(
+            task_id=uuid.UUID(task_id),
+            data=message,
+            error_details=ResultErrorDetails(
+                code="EndpointError", user_message=message
+            ),
+        )
+    )

@@ -1,0 +1,127 @@
+"""Typed messages and the connection file of the client-endpoint link.
+
+Every message is three ZeroMQ frames: a kind, a JSON header (a pydantic model) and
+an opaque payload (Globus Compute's packed `Task` or `Result`). The link runs over
+CurveZMQ: the endpoint accepts only the client key written in the connection file,
+so a peer without the per-run secret never gets a frame through, let alone one that
+is deserialized.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import zmq
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+
+class Kind(StrEnum):
+    HELLO = "hello"  # client -> endpoint: send results and heartbeats to me
+    TASK = "task"  # client -> endpoint
+    RESULT = "result"  # endpoint -> client
+    HEARTBEAT = "heartbeat"  # endpoint -> client
+
+
+class _Header(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskHeader(_Header):
+    task_id: str
+    resource_specification: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultHeader(_Header):
+    task_id: str
+    received_ns: int
+    sent_ns: int
+    host: str
+
+
+class HeartbeatHeader(_Header):
+    host: str
+    pid: int
+    time_ns: int
+    in_flight: int
+    engine: str
+
+
+class HelloHeader(_Header):
+    client_host: str
+
+
+HEADERS: dict[Kind, type[_Header]] = {
+    Kind.HELLO: HelloHeader,
+    Kind.TASK: TaskHeader,
+    Kind.RESULT: ResultHeader,
+    Kind.HEARTBEAT: HeartbeatHeader,
+}
+
+
+class WireError(ValueError):
+    """A message that is not one of ours: wrong frame count, kind or header."""
+
+
+def encode(kind: Kind, header: _Header, payload: bytes = b"") -> list[bytes]:
+    return [kind.value.encode(), header.model_dump_json().encode(), payload]
+
+
+def decode(frames: list[bytes]) -> tuple[Kind, Any, bytes]:
+    """The kind, validated header and payload of a message's last three frames."""
+    if len(frames) < 3:
+        raise WireError(f"expected 3 frames, got {len(frames)}")
+    raw_kind, raw_header, payload = frames[-3:]
+    try:
+        kind = Kind(raw_kind.decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WireError(f"unknown message kind {raw_kind[:20]!r}") from exc
+    try:
+        header = HEADERS[kind].model_validate_json(raw_header)
+    except ValueError as exc:
+        raise WireError(f"bad {kind} header: {exc}") from exc
+    return kind, header, payload
+
+
+class ConnectionInfo(BaseModel):
+    """How to reach one running endpoint, and the keys that prove who may.
+
+    Written by the endpoint once it is ready to accept tasks, readable by its owner
+    only: whoever can read it holds the client secret and may submit tasks.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str
+    address: str
+    pid: int
+    server_public_key: str
+    client_public_key: str
+    client_secret_key: str
+
+    def write(self, path: Path) -> None:
+        """Write atomically with mode 0600, so a reader never sees half a file."""
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(self.model_dump_json(indent=2))
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> ConnectionInfo:
+        return cls.model_validate_json(Path(path).read_text())
+
+
+def new_keypair() -> tuple[str, str]:
+    """A CurveZMQ (public, secret) pair in Z85 text."""
+    public, secret = zmq.curve_keypair()
+    return public.decode(), secret.decode()
+
+
+def error_file(connection_file: Path) -> Path:
+    """Where an endpoint that cannot start leaves the reason, for its starter."""
+    return connection_file.with_suffix(".error")

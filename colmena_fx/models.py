@@ -1,0 +1,187 @@
+"""The record of one task: what was asked, where it ran, what came back, and when.
+
+A `Result` travels with its task from `Federation.submit` to the thinker. Every hop
+stamps a named `Event` on its `Timeline`, in the clock of the host that stamped it,
+so that latency can later be split per hop and corrected per clock.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+#: The name of this host, stamped on every event as its clock domain.
+HOST = socket.gethostname()
+
+
+class Stamp(StrEnum):
+    """Event names, in the order a task normally meets them."""
+
+    # client: the thinker's process
+    CREATED = "created"
+    SERIALIZED = "serialized"
+    SENT = "sent"
+    # endpoint: the process that owns the engine
+    ENDPOINT_RECEIVED = "endpoint_received"
+    # worker: the process that runs the user function
+    WORKER_STARTED = "worker_started"
+    COMPUTE_STARTED = "compute_started"
+    COMPUTE_ENDED = "compute_ended"
+    WORKER_ENDED = "worker_ended"
+    # endpoint, on the way back
+    ENDPOINT_SENT = "endpoint_sent"
+    # client, on the way back
+    RECEIVED = "received"
+    DESERIALIZED = "deserialized"
+    DELIVERED = "delivered"
+
+
+class Event(BaseModel):
+    """One stamp: what happened, when (ns since the epoch), by whose clock."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    time_ns: int
+    host: str
+
+
+class Timeline(BaseModel):
+    """The events of one task in the order they were recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Event] = Field(default_factory=list)
+
+    def stamp(self, name: str, host: str = HOST, time_ns: int | None = None) -> Event:
+        """Record `name` now (or at `time_ns`) in the clock of `host`."""
+        event = Event.model_construct(
+            name=str(name),
+            time_ns=time.time_ns() if time_ns is None else time_ns,
+            host=host,
+        )
+        self.events.append(event)
+        return event
+
+    def get(self, name: str) -> Event | None:
+        """The last event called `name`, or None if it never happened."""
+        for event in reversed(self.events):
+            if event.name == name:
+                return event
+        return None
+
+    def elapsed(self, start: str, end: str) -> float | None:
+        """Seconds from `start` to `end` as stamped, uncorrected for clock offsets.
+
+        None when either event is missing.
+        """
+        first, last = self.get(start), self.get(end)
+        if first is None or last is None:
+            return None
+        return (last.time_ns - first.time_ns) / 1e9
+
+
+class ResourceRequirements(BaseModel):
+    """What a task needs from its site; becomes Globus Compute's resource_specification.
+
+    Fields left unset are not sent, so that engines which accept no specification
+    (thread and process pools) still run tasks with the defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_nodes: int | None = Field(default=None, ge=1)
+    ranks_per_node: int | None = Field(default=None, ge=1)
+    num_ranks: int | None = Field(default=None, ge=1)
+    priority: int | None = None
+    #: Passed through as-is for engine-specific keys.
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def to_resource_specification(self) -> dict[str, Any]:
+        spec = self.model_dump(exclude={"extra"}, exclude_none=True)
+        spec.update(self.extra)
+        return spec
+
+
+class FailureKind(StrEnum):
+    """Who is at fault for a failed task: decides whether a retry can help."""
+
+    USER = "user"  # the user function raised
+    WORKER_LOST = "worker_lost"  # the process running it died
+    ENDPOINT_LOST = "endpoint_lost"  # the endpoint went away
+    INFRASTRUCTURE = "infrastructure"  # the engine or transport failed the task
+
+
+class Failure(BaseModel):
+    """Why a task failed, with the traceback as it was printed where it failed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FailureKind
+    exception_type: str
+    message: str
+    traceback: str = ""
+    host: str = ""
+
+    def __str__(self) -> str:
+        where = f" on {self.host}" if self.host else ""
+        return f"{self.exception_type}{where}: {self.message}"
+
+
+class Sizes(BaseModel):
+    """Bytes of each message of the task, as sent on its link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: int = 0
+    request: int = 0
+    value: int = 0
+    reply: int = 0
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Result(BaseModel):
+    """One task, from submission to delivery; the thinker receives it back."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    task_id: str = Field(default_factory=new_task_id)
+    method: str
+    topic: str = "default"
+    site: str | None = None
+    #: Serialized (args, kwargs); cleared after delivery unless kept by the caller.
+    inputs: bytes = b""
+    value: Any = None
+    success: bool | None = None
+    failure: Failure | None = None
+    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    task_info: dict[str, Any] = Field(default_factory=dict)
+    retries: int = 0
+    sizes: Sizes = Field(default_factory=Sizes)
+    timeline: Timeline = Field(default_factory=Timeline)
+
+    @property
+    def done(self) -> bool:
+        return self.success is not None
+
+    def stamp(self, name: str, host: str = HOST, time_ns: int | None = None) -> Event:
+        return self.timeline.stamp(name, host=host, time_ns=time_ns)
+
+    def fail(self, failure: Failure) -> None:
+        self.success = False
+        self.failure = failure
+        self.value = None
+
+    def journal_record(self) -> dict[str, Any]:
+        """A JSON-ready summary without the payloads, for the journal."""
+        return self.model_dump(mode="json", exclude={"inputs", "value"})

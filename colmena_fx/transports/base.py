@@ -1,0 +1,53 @@
+"""The interface every transport offers the federation.
+
+A transport owns the link to one site. `submit` never raises for anything that goes
+wrong after the task left the caller: the returned future always completes with the
+task's `Result`, successful or failed, so no task is ever lost in a transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from enum import StrEnum
+from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
+
+from pydantic import BaseModel
+
+from colmena_fx.models import Result
+
+
+class TransportState(StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    LOST = "lost"  # the site went away; new tasks fail at once
+    STOPPED = "stopped"
+
+
+class TransportStatus(BaseModel):
+    site: str
+    transport: str
+    state: TransportState
+    in_flight: int
+    remote_host: str | None = None
+    #: Seconds since the site was last heard from.
+    last_heard_s: float | None = None
+    detail: str = ""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    site: str
+
+    def start(self) -> None:
+        """Bring the link up; raises `EndpointError` if the site cannot be reached."""
+
+    def stop(self) -> None:
+        """Bring the link down; tasks still in flight complete as failures."""
+
+    def submit(self, result: Result, function: Callable[..., Any]) -> Future[Result]:
+        """Send the task described by `result` (inputs already serialized)."""
+
+    def status(self) -> TransportStatus: ...

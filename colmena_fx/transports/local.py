@@ -1,0 +1,254 @@
+"""The `local` transport: the client side of the link to an embedded endpoint.
+
+Two CurveZMQ DEALER sockets: callers send tasks on `tx` under a lock, straight from
+their own thread (no hand-off), and one receiver thread owns `rx`, on which the
+endpoint sends results and heartbeats. The receiver also watches the endpoint: when
+its process exits or its heartbeats stop, every task in flight is failed with the
+site's name, and later submissions fail at once instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from colmena_fx.config import SiteConfig
+from colmena_fx.endpoint import wire
+from colmena_fx.endpoint.process import EndpointProcess
+from colmena_fx.exceptions import EndpointError
+from colmena_fx.models import HOST
+from colmena_fx.models import Failure
+from colmena_fx.models import FailureKind
+from colmena_fx.models import Result
+from colmena_fx.models import Stamp
+from colmena_fx.transports import gcformat
+from colmena_fx.transports.base import TransportState
+from colmena_fx.transports.base import TransportStatus
+
+log = logging.getLogger(__name__)
+
+
+class LocalTransport:
+    """Starts a site's endpoint process and exchanges tasks with it."""
+
+    def __init__(self, site: SiteConfig, run_dir: Path) -> None:
+        self.site = site.name
+        self.config = site
+        self.process = EndpointProcess(site, Path(run_dir))
+        self._functions = gcformat.FunctionCache()
+        self._pending: dict[str, tuple[Result, Future[Result]]] = {}
+        self._pending_lock = threading.Lock()
+        self._tx_lock = threading.Lock()
+        self._state = TransportState.NEW
+        self._lost_reason = ""
+        self._last_heard: float | None = None
+        self._remote_host: str | None = None
+        self._heard = threading.Event()
+        self._closing = threading.Event()
+        self._receiver: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        info = self.process.start()
+        self._ctx = zmq.Context()
+        self._tx = self._connect(info)
+        self._rx = self._connect(info)
+        self._rx.send_multipart(
+            wire.encode(wire.Kind.HELLO, wire.HelloHeader(client_host=HOST))
+        )
+        self._receiver = threading.Thread(
+            target=self._receive, name=f"cfx-rx-{self.site}", daemon=True
+        )
+        self._state = TransportState.RUNNING
+        self._receiver.start()
+        if not self._heard.wait(self.config.local.start_timeout_s):
+            self.stop()
+            raise EndpointError(
+                f"site {self.site!r}: the endpoint started but never answered over "
+                f"{info.address}; see {self.process.log_path}"
+            )
+
+    def _connect(self, info: wire.ConnectionInfo) -> zmq.Socket[Any]:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.curve_serverkey = info.server_public_key.encode()
+        sock.curve_publickey = info.client_public_key.encode()
+        sock.curve_secretkey = info.client_secret_key.encode()
+        sock.linger = 0
+        if info.address.startswith("tcp://["):
+            sock.ipv6 = True
+        sock.connect(info.address)
+        return sock
+
+    def stop(self) -> None:
+        if self._state in (TransportState.STOPPED, TransportState.NEW):
+            self._state = TransportState.STOPPED
+            self.process.stop()
+            return
+        self._closing.set()
+        if self._receiver is not None:
+            self._receiver.join(timeout=5)
+        self._fail_all(
+            FailureKind.INFRASTRUCTURE,
+            f"site {self.site!r} was stopped before the task finished",
+        )
+        self._state = TransportState.STOPPED
+        self.process.stop()
+        self._ctx.destroy(linger=0)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def submit(self, result: Result, function: Callable[..., Any]) -> Future[Result]:
+        future: Future[Result] = Future()
+        packed = gcformat.pack_task(
+            result.task_id, self._functions.buffer(function), result.inputs
+        )
+        result.sizes.request = len(packed)
+        header = wire.TaskHeader(
+            task_id=result.task_id,
+            resource_specification=result.resources.to_resource_specification(),
+        )
+        frames = wire.encode(wire.Kind.TASK, header, packed)
+        with self._pending_lock:
+            running = self._state is TransportState.RUNNING
+            if running:
+                self._pending[result.task_id] = (result, future)
+        if not running:
+            self._complete_failed(
+                result, future, FailureKind.ENDPOINT_LOST, self._why_down()
+            )
+            return future
+        with self._tx_lock:
+            result.stamp(Stamp.SENT)
+            self._tx.send_multipart(frames, copy=False)
+        return future
+
+    def _why_down(self) -> str:
+        if self._state is TransportState.LOST:
+            return self._lost_reason
+        return f"site {self.site!r} is {self._state.value}, not running"
+
+    # -- receiving -------------------------------------------------------------------
+
+    def _receive(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._rx, zmq.POLLIN)
+        timeout = self.config.local.heartbeat_timeout_s
+        while not self._closing.is_set():
+            if poller.poll(200):
+                while True:
+                    try:
+                        frames = self._rx.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+            reason = self._check_alive(timeout)
+            if reason:
+                self._lose(reason)
+                return
+
+    def _handle(self, frames: list[bytes]) -> None:
+        received_ns = time.time_ns()
+        self._last_heard = time.monotonic()
+        try:
+            kind, header, payload = wire.decode(frames)
+        except wire.WireError as exc:
+            log.warning("site %s sent a malformed message: %s", self.site, exc)
+            return
+        if kind is wire.Kind.HEARTBEAT:
+            self._remote_host = header.host
+            self._heard.set()
+        elif kind is wire.Kind.RESULT:
+            with self._pending_lock:
+                entry = self._pending.pop(header.task_id, None)
+            if entry is None:
+                log.warning(
+                    "site %s returned unknown task %s", self.site, header.task_id
+                )
+                return
+            result, future = entry
+            result.stamp(
+                Stamp.ENDPOINT_RECEIVED, host=header.host, time_ns=header.received_ns
+            )
+            try:
+                gcformat.unpack_result(payload, result)  # adds the worker's stamps
+            except Exception as exc:
+                result.fail(
+                    _failure(
+                        FailureKind.INFRASTRUCTURE, f"cannot read the result: {exc}"
+                    )
+                )
+            result.stamp(Stamp.ENDPOINT_SENT, host=header.host, time_ns=header.sent_ns)
+            result.stamp(Stamp.RECEIVED, time_ns=received_ns)
+            result.stamp(Stamp.DESERIALIZED)
+            future.set_result(result)
+
+    def _check_alive(self, timeout: float) -> str:
+        code = self.process.exit_code()
+        if code is not None:
+            return (
+                f"the endpoint of site {self.site!r} exited (status {code}); "
+                f"see {self.process.log_path}"
+            )
+        if (
+            self._last_heard is not None
+            and time.monotonic() - self._last_heard > timeout
+        ):
+            return f"site {self.site!r} has not been heard from for {timeout:.0f} s"
+        return ""
+
+    def _lose(self, reason: str) -> None:
+        log.error("%s; failing its tasks in flight", reason)
+        with self._pending_lock:
+            self._state = TransportState.LOST
+            self._lost_reason = reason
+        self._fail_all(FailureKind.ENDPOINT_LOST, reason)
+
+    def _fail_all(self, kind: FailureKind, message: str) -> None:
+        with self._pending_lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for result, future in pending:
+            self._complete_failed(result, future, kind, message)
+
+    def _complete_failed(
+        self, result: Result, future: Future[Result], kind: FailureKind, message: str
+    ) -> None:
+        result.fail(_failure(kind, message, host=self.site))
+        future.set_result(result)
+
+    def status(self) -> TransportStatus:
+        with self._pending_lock:
+            in_flight = len(self._pending)
+        heard = (
+            None if self._last_heard is None else time.monotonic() - self._last_heard
+        )
+        return TransportStatus(
+            site=self.site,
+            transport="local",
+            state=self._state,
+            in_flight=in_flight,
+            remote_host=self._remote_host,
+            last_heard_s=heard,
+            detail=self._lost_reason,
+        )
+
+
+def _failure(kind: FailureKind, message: str, host: str = "") -> Failure:
+    names = {
+        FailureKind.ENDPOINT_LOST: "EndpointLostError",
+        FailureKind.INFRASTRUCTURE: "EndpointError",
+    }
+    return Failure(
+        kind=kind,
+        exception_type=names.get(kind, "EndpointError"),
+        message=message,
+        host=host,
+    )

@@ -1,0 +1,58 @@
+"""Site and federation files for tests, written into a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from colmena_fx.federation import Federation
+
+#: Quick to start: plain processes, no Parsl interchange.
+PROCESS_POOL: dict[str, Any] = {"type": "ProcessPoolEngine", "max_workers": 2}
+THREAD_POOL: dict[str, Any] = {"type": "ThreadPoolEngine", "max_workers": 4}
+#: The real HPC engine: Parsl's HighThroughputExecutor on this machine.
+HTEX: dict[str, Any] = {
+    "type": "GlobusComputeEngine",
+    "max_workers_per_node": 2,
+    "address": "127.0.0.1",
+    "heartbeat_period": 1,
+    "heartbeat_threshold": 5,
+    "provider": {
+        "type": "LocalProvider",
+        "init_blocks": 1,
+        "min_blocks": 1,
+        "max_blocks": 1,
+    },
+}
+
+
+def write_site(
+    directory: Path, name: str, engine: dict[str, Any], **settings: Any
+) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "engine": engine, **settings}))
+    return path
+
+
+def write_federation(
+    directory: Path,
+    sites: list[Path],
+    methods: dict[str, dict[str, Any]],
+    name: str = "test",
+) -> Path:
+    path = directory / "federation.yaml"
+    body = {
+        "name": name,
+        "sites": [str(site) for site in sites],
+        "methods": methods,
+        "run_dir": str(directory / "runs"),
+    }
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+#: The `make_federation` fixture: methods, optional sites by name, site settings.
+FederationFactory = Callable[..., Federation]

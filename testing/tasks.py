@@ -1,0 +1,46 @@
+"""Functions the tests run on workers; importable there because the repo root is on
+the endpoint's PYTHONPATH."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+def add(a: float, b: float = 0) -> float:
+    return a + b
+
+
+def fail_with(message: str) -> None:
+    def inner_helper() -> None:
+        raise ValueError(message)
+
+    inner_helper()
+
+
+def sleep_then(seconds: float, value: Any = None) -> Any:
+    time.sleep(seconds)
+    return value
+
+
+def die() -> None:
+    """Kill the worker process outright, as a segfault or the OOM killer would."""
+    os._exit(17)
+
+
+def host_pid() -> int:
+    return os.getpid()
+
+
+class _Unpicklable:
+    def __reduce__(self) -> Any:
+        raise TypeError("this object refuses to be pickled")
+
+
+def return_unpicklable() -> object:
+    return _Unpicklable()

@@ -1,0 +1,126 @@
+"""Bad site and federation files fail early, naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from colmena_fx.config import load_federation
+from colmena_fx.config import load_site
+from colmena_fx.exceptions import ConfigError
+from colmena_fx.federation import Federation
+from colmena_fx.models import ResourceRequirements
+from testing.sites import PROCESS_POOL
+from testing.sites import write_federation
+from testing.sites import write_site
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _federation(tmp_path: Path, methods: dict) -> Path:
+    site = write_site(tmp_path, "cpu", PROCESS_POOL)
+    return write_federation(tmp_path, [site], methods)
+
+
+def test_shipped_files_load() -> None:
+    config, sites = load_federation(REPO / "endpoints" / "federation.yaml")
+    assert set(sites) == {"local-cpu", "local-gpu"}
+    assert config.methods["simulate"].site == "local-cpu"
+    assert "GPU" in sites["local-gpu"].description
+    for site in sites.values():
+        assert site.engine["type"] == "GlobusComputeEngine"
+
+
+def test_shipped_engine_blocks_build_real_engines() -> None:
+    from globus_compute_endpoint.engines import GlobusComputeEngine
+
+    for name in ("local-cpu", "local-gpu"):
+        engine = load_site(REPO / "endpoints" / f"{name}.yaml").build_engine()
+        assert isinstance(engine, GlobusComputeEngine)
+
+
+def test_missing_site_file_is_named(tmp_path: Path) -> None:
+    path = write_federation(tmp_path, [tmp_path / "nowhere.yaml"], {})
+    with pytest.raises(
+        ConfigError, match=r"federation.yaml: key 'sites'.*nowhere.yaml"
+    ):
+        load_federation(path)
+
+
+def test_missing_federation_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read .*absent.yaml"):
+        load_federation(tmp_path / "absent.yaml")
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"site.yaml: invalid YAML"):
+        load_site(path)
+
+
+def test_misspelled_key_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "engine": PROCESS_POOL, "locl": {}}))
+    with pytest.raises(ConfigError, match=r"site.yaml: key 'locl': Extra inputs"):
+        load_site(path)
+
+
+def test_nested_schema_error_names_the_dotted_key(tmp_path: Path) -> None:
+    path = write_site(tmp_path, "x", PROCESS_POOL, local={"heartbeat_s": -1})
+    with pytest.raises(
+        ConfigError, match=r"x.yaml: key 'local.heartbeat_s': .*greater than 0"
+    ):
+        load_site(path)
+
+
+def test_engine_without_type(tmp_path: Path) -> None:
+    path = write_site(tmp_path, "x", {"max_workers": 2})
+    with pytest.raises(ConfigError, match=r"key 'engine'.*needs a 'type'"):
+        load_site(path)
+
+
+def test_route_to_unknown_site(tmp_path: Path) -> None:
+    path = _federation(tmp_path, {"sim": {"site": "gpu", "function": "math:sqrt"}})
+    with pytest.raises(
+        ConfigError, match=r"key 'methods.sim.site': unknown site 'gpu'.*'cpu'"
+    ):
+        load_federation(path)
+
+
+def test_topic_route_to_unknown_site(tmp_path: Path) -> None:
+    methods = {"sim": {"site": "cpu", "topics": {"ml": "gpu"}}}
+    with pytest.raises(ConfigError, match=r"key 'methods.sim.topics.ml': unknown site"):
+        load_federation(_federation(tmp_path, methods))
+
+
+def test_method_without_function(tmp_path: Path) -> None:
+    path = _federation(tmp_path, {"sim": {"site": "cpu"}})
+    with pytest.raises(ConfigError, match=r"method 'sim' has no function"):
+        Federation.from_file(path)
+
+
+def test_function_that_cannot_be_imported(tmp_path: Path) -> None:
+    path = _federation(tmp_path, {"sim": {"site": "cpu", "function": "no_such_mod:f"}})
+    with pytest.raises(ConfigError, match=r"key 'methods.sim.function'.*no_such_mod"):
+        Federation.from_file(path)
+
+
+def test_function_passed_in_python_must_be_routed(tmp_path: Path) -> None:
+    def simulate() -> None: ...
+
+    path = _federation(tmp_path, {"sim": {"site": "cpu", "function": "math:sqrt"}})
+    with pytest.raises(ConfigError, match=r"method 'simulate' is not routed"):
+        Federation.from_file(path, methods=[simulate])
+
+
+def test_resources_become_a_resource_specification() -> None:
+    spec = ResourceRequirements(num_nodes=2, ranks_per_node=4, extra={"queue": "debug"})
+    assert spec.to_resource_specification() == {
+        "num_nodes": 2,
+        "ranks_per_node": 4,
+        "queue": "debug",
+    }
+    assert ResourceRequirements().to_resource_specification() == {}

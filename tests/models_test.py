@@ -1,0 +1,70 @@
+"""Models, serialization and hop arithmetic: the parts with no processes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from colmena_fx import serialize
+from colmena_fx.exceptions import SerializationError
+from colmena_fx.latency.hops import hop_durations
+from colmena_fx.latency.stats import summarize
+from colmena_fx.models import Result
+from colmena_fx.models import Stamp
+from colmena_fx.worker import execute
+from testing.tasks import add
+from testing.tasks import fail_with
+
+
+def test_serialize_round_trips_data_and_lambdas() -> None:
+    value = {"a": np.ones(3), "f": lambda x: x + 1}
+    back = serialize.loads(serialize.dumps(value))
+    np.testing.assert_array_equal(back["a"], np.ones(3))
+    assert back["f"](1) == 2
+
+
+def test_serialize_names_what_failed() -> None:
+    with pytest.raises(
+        SerializationError, match="argument 2 of simulate of type generator"
+    ):
+        serialize.dumps((i for i in range(2)), what="argument 2 of simulate")
+
+
+def test_result_record_omits_payloads() -> None:
+    result = Result(method="m", inputs=b"x" * 100, value=np.zeros(10))
+    result.stamp(Stamp.CREATED)
+    record = result.journal_record()
+    assert "inputs" not in record and "value" not in record
+    assert record["timeline"]["events"][0]["name"] == "created"
+
+
+def test_worker_shim_stamps_in_order_and_captures_failures() -> None:
+    reply = execute(add, serialize.dumps(((2,), {"b": 3})))
+    assert reply.success and serialize.loads(reply.value) == 5
+    names = [name for name, _, _ in reply.events]
+    assert names == [
+        "worker_started",
+        "compute_started",
+        "compute_ended",
+        "worker_ended",
+    ]
+    times = [t for _, t, _ in reply.events]
+    assert times == sorted(times)
+
+    failed = execute(fail_with, serialize.dumps((("boom",), {})))
+    assert not failed.success and failed.failure is not None
+    assert failed.failure["exception_type"] == "ValueError"
+    assert "inner_helper" in failed.failure["traceback"]
+
+
+def test_hops_and_summary_from_stamps() -> None:
+    result = Result(method="m", site="s", success=True)
+    for offset, stamp in enumerate(Stamp):
+        result.stamp(stamp, time_ns=1_000_000 * offset)
+    durations = hop_durations(result.timeline.events)
+    assert durations["compute"] == pytest.approx(0.001)
+    assert durations["total"] == pytest.approx(0.001 * (len(Stamp) - 1))
+    counts, stats = summarize([result, Result(method="m", site="s", success=False)])
+    assert (counts[0].succeeded, counts[0].failed) == (1, 1)
+    assert {row.hop for row in stats} >= {"link_out", "compute", "round_trip"}
+    assert all(row.count == 1 for row in stats)
