@@ -275,7 +275,7 @@ class Federation:
         result.stamp(Stamp.DELIVERED)
         result.inputs = b""  # the caller has them; keep the record small
         if self.journal is not None:
-            self.journal.record("delivered", result.journal_record())
+            self.journal.record_result("delivered", result)
         return result
 
     # -- state -----------------------------------------------------------------------

@@ -16,16 +16,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from colmena_fx.models import Result
+
 JOURNAL_NAME = "journal.jsonl"
 
 _CLOSE = object()
 
 
 class Journal:
-    """Writes events to `<run_dir>/journal.jsonl` from a background thread."""
+    """Writes events to `<run_dir>/journal.jsonl` from a background thread.
 
-    def __init__(self, run_dir: Path) -> None:
+    The writer wakes at most every `flush_s` seconds and writes everything queued
+    since in one go: a busy campaign costs one write per batch, not one per event.
+    """
+
+    def __init__(self, run_dir: Path, flush_s: float = 0.05) -> None:
         self.path = Path(run_dir) / JOURNAL_NAME
+        self.flush_s = flush_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -37,7 +44,12 @@ class Journal:
         self._thread.start()
 
     def record(self, event: str, task: dict[str, Any]) -> None:
-        self._queue.put({"event": event, "time_ns": time.time_ns(), "task": task})
+        """Queue an event about a task described by a JSON-ready dict."""
+        self._queue.put((event, time.time_ns(), task))
+
+    def record_result(self, event: str, result: Result) -> None:
+        """Queue an event with the task's whole record, encoded now (it may change)."""
+        self._queue.put((event, time.time_ns(), _Encoded(result.journal_json())))
 
     def close(self) -> None:
         """Write everything recorded so far, then stop."""
@@ -48,26 +60,30 @@ class Journal:
 
     def _write(self) -> None:
         with open(self.path, "a", encoding="utf-8") as stream:
-            while True:
-                item = self._queue.get()
-                lines = []
-                closing = item is _CLOSE
-                if not closing:
-                    lines.append(item)
-                while not closing:  # batch whatever else is already waiting
+            closing = False
+            while not closing:
+                batch = [self._queue.get()]
+                time.sleep(self.flush_s)  # let the batch fill up
+                while True:
                     try:
-                        item = self._queue.get_nowait()
+                        batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                lines = []
+                for item in batch:
                     if item is _CLOSE:
                         closing = True
-                    else:
-                        lines.append(item)
-                for line in lines:
-                    stream.write(json.dumps(line, default=str) + "\n")
+                        continue
+                    event, time_ns, task = item
+                    body = task if isinstance(task, _Encoded) else json.dumps(task)
+                    head = f'{{"event": "{event}", "time_ns": {time_ns}, "task": '
+                    lines.append(f"{head}{body}}}\n")
+                stream.write("".join(lines))
                 stream.flush()
-                if closing:
-                    return
+
+
+class _Encoded(str):
+    """A task record already encoded as JSON."""
 
 
 def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:

@@ -35,7 +35,7 @@ def test_result_record_omits_payloads() -> None:
     result.stamp(Stamp.CREATED)
     record = result.journal_record()
     assert "inputs" not in record and "value" not in record
-    assert record["timeline"]["events"][0]["name"] == "created"
+    assert record["timeline"]["events"][0][0] == "created"
 
 
 def test_worker_shim_stamps_in_order_and_captures_failures() -> None:

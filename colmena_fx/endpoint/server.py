@@ -8,6 +8,7 @@ left the endpoint.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import shutil
@@ -31,7 +32,7 @@ from colmena_fx.models import HOST
 
 log = logging.getLogger(__name__)
 
-_RESULTS_ADDRESS = "inproc://results"
+_WAKE_ADDRESS = "inproc://finished"
 
 
 class _OnlyClientKey:
@@ -89,11 +90,15 @@ class EmbeddedEndpoint:
         self._router.linger = 0
         address = self._bind()
 
-        self._results_in = self._ctx.socket(zmq.PULL)
-        self._results_in.bind(_RESULTS_ADDRESS)
-        self._results_out = self._ctx.socket(zmq.PUSH)
-        self._results_out.connect(_RESULTS_ADDRESS)
-        self._results_lock = threading.Lock()
+        # Engine threads queue finished tasks here and wake the serving thread
+        # once per batch through an inproc socket.
+        self._finished: collections.deque[tuple[str, int, bytes]] = collections.deque()
+        self._wake_in = self._ctx.socket(zmq.PULL)
+        self._wake_in.bind(_WAKE_ADDRESS)
+        self._wake_out = self._ctx.socket(zmq.PUSH)
+        self._wake_out.connect(_WAKE_ADDRESS)
+        self._wake_lock = threading.Lock()
+        self._wake_sent = False
 
         wire.ConnectionInfo(
             site=self.site.name,
@@ -127,7 +132,7 @@ class EmbeddedEndpoint:
         """Move tasks in and results out until `request_stop` or the parent dies."""
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._results_in, zmq.POLLIN)
+        poller.register(self._wake_in, zmq.POLLIN)
         period = self.site.local.heartbeat_s
         next_beat = time.monotonic()
         while not self._stop.is_set():
@@ -135,8 +140,8 @@ class EmbeddedEndpoint:
             ready = dict(poller.poll(min(wait_ms, 200)))
             if self._router in ready:
                 self._drain_requests()
-            if self._results_in in ready:
-                self._drain_results()
+            if self._wake_in in ready:
+                self._send_finished()
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + period
                 self._heartbeat()
@@ -145,26 +150,24 @@ class EmbeddedEndpoint:
                     break
 
     def _drain_requests(self) -> None:
-        while True:
-            try:
-                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                return
+        while self._router.get(zmq.EVENTS) & zmq.POLLIN:
+            frames = self._router.recv_multipart(copy=True)
             received_ns = time.time_ns()
+            identity, *message = frames
             try:
-                kind, header, payload = wire.decode(frames)
+                kind, header, payloads = wire.decode(message)
             except wire.WireError as exc:
                 log.warning("dropped a malformed message: %s", exc)
                 continue
             if kind is wire.Kind.HELLO:
-                self._client = frames[0]
+                self._client = identity
                 log.info("client on %s connected", header.client_host)
                 self._heartbeat()
                 for held in self._undelivered:
                     self._to_client(held)
                 self._undelivered.clear()
             elif kind is wire.Kind.TASK:
-                self._submit(header, payload, received_ns)
+                self._submit(header, payloads[0], received_ns)
             else:
                 log.warning("dropped an unexpected %s message", kind)
 
@@ -193,28 +196,29 @@ class EmbeddedEndpoint:
                 )
 
     def _send_result(self, task_id: str, received_ns: int, packed: bytes) -> None:
-        """Called from engine threads: hand the result to the serving thread."""
-        with self._results_lock:
-            self._results_out.send_multipart(
-                [task_id.encode(), str(received_ns).encode(), packed]
-            )
+        """Called from engine threads: queue the result, wake the serving thread."""
+        self._finished.append((task_id, received_ns, packed))
+        with self._wake_lock:
+            if not self._wake_sent:
+                self._wake_sent = True
+                self._wake_out.send(b"")
 
-    def _drain_results(self) -> None:
-        while True:
-            try:
-                task_id, received_ns, packed = self._results_in.recv_multipart(
-                    zmq.NOBLOCK
-                )
-            except zmq.Again:
-                return
-            self._in_flight -= 1
-            header = wire.ResultHeader(
-                task_id=task_id.decode(),
-                received_ns=int(received_ns),
-                sent_ns=time.time_ns(),
-                host=HOST,
-            )
-            self._to_client(wire.encode(wire.Kind.RESULT, header, packed))
+    def _send_finished(self) -> None:
+        """Send every finished task to the client in one message."""
+        while self._wake_in.get(zmq.EVENTS) & zmq.POLLIN:
+            self._wake_in.recv()
+        with self._wake_lock:
+            self._wake_sent = False  # before draining: a later result wakes us again
+        entries, payloads = [], []
+        while self._finished:
+            task_id, received_ns, packed = self._finished.popleft()
+            entries.append(wire.ResultEntry(task_id=task_id, received_ns=received_ns))
+            payloads.append(packed)
+        if not entries:
+            return
+        self._in_flight -= len(entries)
+        header = wire.ResultHeader(results=entries, sent_ns=time.time_ns(), host=HOST)
+        self._to_client(wire.encode(wire.Kind.RESULT, header, *payloads))
 
     def _heartbeat(self) -> None:
         header = wire.HeartbeatHeader(

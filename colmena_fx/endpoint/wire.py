@@ -1,7 +1,8 @@
 """Typed messages and the connection file of the client-endpoint link.
 
-Every message is three ZeroMQ frames: a kind, a JSON header (a pydantic model) and
-an opaque payload (Globus Compute's packed `Task` or `Result`). The link runs over
+Every message is ZeroMQ frames: a kind, a JSON header (a pydantic model) and opaque
+payloads (Globus Compute's packed `Task`, or one packed `Result` per entry of a
+result batch: results ready together travel together). The link runs over
 CurveZMQ: the endpoint accepts only the client key written in the connection file,
 so a peer without the per-run secret never gets a frame through, let alone one that
 is deserialized.
@@ -36,9 +37,16 @@ class TaskHeader(_Header):
     resource_specification: dict[str, Any] = Field(default_factory=dict)
 
 
-class ResultHeader(_Header):
+class ResultEntry(_Header):
     task_id: str
+    #: When the endpoint received the task, in its clock.
     received_ns: int
+
+
+class ResultHeader(_Header):
+    """Results sent together, one payload frame each, in the order listed."""
+
+    results: list[ResultEntry]
     sent_ns: int
     host: str
 
@@ -67,15 +75,15 @@ class WireError(ValueError):
     """A message that is not one of ours: wrong frame count, kind or header."""
 
 
-def encode(kind: Kind, header: _Header, payload: bytes = b"") -> list[bytes]:
-    return [kind.value.encode(), header.model_dump_json().encode(), payload]
+def encode(kind: Kind, header: _Header, *payloads: bytes) -> list[bytes]:
+    return [kind.value.encode(), header.model_dump_json().encode(), *payloads]
 
 
-def decode(frames: list[bytes]) -> tuple[Kind, Any, bytes]:
-    """The kind, validated header and payload of a message's last three frames."""
-    if len(frames) < 3:
-        raise WireError(f"expected 3 frames, got {len(frames)}")
-    raw_kind, raw_header, payload = frames[-3:]
+def decode(frames: list[bytes]) -> tuple[Kind, Any, list[bytes]]:
+    """The kind, validated header and payloads of a message."""
+    if len(frames) < 2:
+        raise WireError(f"expected at least 2 frames, got {len(frames)}")
+    raw_kind, raw_header, *payloads = frames
     try:
         kind = Kind(raw_kind.decode())
     except (UnicodeDecodeError, ValueError) as exc:
@@ -84,7 +92,12 @@ def decode(frames: list[bytes]) -> tuple[Kind, Any, bytes]:
         header = HEADERS[kind].model_validate_json(raw_header)
     except ValueError as exc:
         raise WireError(f"bad {kind} header: {exc}") from exc
-    return kind, header, payload
+    expected = len(header.results) if kind is Kind.RESULT else int(kind is Kind.TASK)
+    if len(payloads) != expected:
+        raise WireError(
+            f"a {kind} message needs {expected} payloads, not {len(payloads)}"
+        )
+    return kind, header, payloads
 
 
 class ConnectionInfo(BaseModel):

@@ -51,14 +51,8 @@ SPANS: tuple[Hop, ...] = (
 
 
 def _times(events: list[Any]) -> dict[str, int]:
-    """Event name -> time_ns from model objects or journal dicts (last one wins)."""
-    times: dict[str, int] = {}
-    for event in events:
-        if isinstance(event, dict):
-            times[event["name"]] = event["time_ns"]
-        else:
-            times[event.name] = event.time_ns
-    return times
+    """Event name -> time_ns from `Event`s or journal lists (the last one wins)."""
+    return {event[0]: event[1] for event in events}
 
 
 def hop_durations(

@@ -8,7 +8,9 @@ endpoint runs the same engine code path as a deployed endpoint.
 
 from __future__ import annotations
 
+import base64
 import functools
+import pickle
 import re
 import uuid
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from globus_compute_common import messagepack
 from globus_compute_common.messagepack.message_types import Result as GCResult
 from globus_compute_common.messagepack.message_types import Task
 from globus_compute_sdk.serialize import ComputeSerializer
+from globus_compute_sdk.serialize import DillDataBase64
 
 from colmena_fx import serialize
 from colmena_fx.exceptions import SerializationError
@@ -28,6 +31,7 @@ from colmena_fx.worker import WorkerReply
 from colmena_fx.worker import execute
 
 _SERDE = ComputeSerializer()
+_DATA = DillDataBase64()
 _NO_KWARGS = _SERDE.serialize({})
 #: Exceptions the engine reports when the process running a task died.
 _LOST_WORKER_MARKERS = ("WorkerLost", "ManagerLost", "BrokenProcessPool")
@@ -60,10 +64,27 @@ class FunctionCache:
         return buffer
 
 
+def _data_buffer(value: Any) -> str:
+    """What `DillDataBase64` writes for `value`, through the C pickler.
+
+    dill's pickler is pure Python; for plain data (here a tuple of bytes) the
+    standard pickle is a valid dill stream, so the engine reads it unchanged.
+    """
+    return _DATA.identifier + base64.encodebytes(pickle.dumps(value)).decode()
+
+
+def _read_data_buffer(payload: str) -> Any:
+    """Inverse of `_data_buffer`, and of `DillDataBase64` for plain data."""
+    if not payload.startswith(_DATA.identifier):
+        return _SERDE.deserialize(payload)
+    body = payload[len(_DATA.identifier) :].encode()
+    return pickle.loads(base64.decodebytes(body))
+
+
 def pack_task(task_id: str, function_buffer: str, request: bytes) -> bytes:
     """A packed Globus Compute `Task` that runs the shim on `request`."""
     task_buffer = _SERDE.pack_buffers(
-        [function_buffer, _SERDE.serialize((request,)), _NO_KWARGS]
+        [function_buffer, _data_buffer((request,)), _NO_KWARGS]
     )
     return messagepack.pack(Task(task_id=uuid.UUID(task_id), task_buffer=task_buffer))
 
@@ -96,7 +117,7 @@ def unpack_result(packed: bytes, result: Result) -> None:
             )
         )
         return
-    reply: WorkerReply = _SERDE.deserialize(message.data)
+    reply: WorkerReply = _read_data_buffer(message.data)
     for name, time_ns, host in reply.events:
         result.stamp(name, host=host, time_ns=time_ns)
     result.sizes.reply = len(packed)

@@ -141,24 +141,24 @@ class LocalTransport:
         poller = zmq.Poller()
         poller.register(self._rx, zmq.POLLIN)
         timeout = self.config.local.heartbeat_timeout_s
+        period = self.config.local.heartbeat_s
+        next_check = time.monotonic()
         while not self._closing.is_set():
             if poller.poll(200):
-                while True:
-                    try:
-                        frames = self._rx.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._handle(frames)
-            reason = self._check_alive(timeout)
-            if reason:
-                self._lose(reason)
-                return
+                while self._rx.get(zmq.EVENTS) & zmq.POLLIN:
+                    self._handle(self._rx.recv_multipart())
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + period
+                reason = self._check_alive(timeout)
+                if reason:
+                    self._lose(reason)
+                    return
 
     def _handle(self, frames: list[bytes]) -> None:
         received_ns = time.time_ns()
         self._last_heard = time.monotonic()
         try:
-            kind, header, payload = wire.decode(frames)
+            kind, header, payloads = wire.decode(frames)
         except wire.WireError as exc:
             log.warning("site %s sent a malformed message: %s", self.site, exc)
             return
@@ -166,29 +166,34 @@ class LocalTransport:
             self._remote_host = header.host
             self._heard.set()
         elif kind is wire.Kind.RESULT:
-            with self._pending_lock:
-                entry = self._pending.pop(header.task_id, None)
-            if entry is None:
-                log.warning(
-                    "site %s returned unknown task %s", self.site, header.task_id
-                )
-                return
-            result, future = entry
-            result.stamp(
-                Stamp.ENDPOINT_RECEIVED, host=header.host, time_ns=header.received_ns
-            )
-            try:
-                gcformat.unpack_result(payload, result)  # adds the worker's stamps
-            except Exception as exc:
-                result.fail(
-                    _failure(
-                        FailureKind.INFRASTRUCTURE, f"cannot read the result: {exc}"
-                    )
-                )
-            result.stamp(Stamp.ENDPOINT_SENT, host=header.host, time_ns=header.sent_ns)
-            result.stamp(Stamp.RECEIVED, time_ns=received_ns)
-            result.stamp(Stamp.DESERIALIZED)
-            future.set_result(result)
+            for entry, payload in zip(header.results, payloads, strict=True):
+                self._complete(entry, payload, header, received_ns)
+
+    def _complete(
+        self,
+        entry: wire.ResultEntry,
+        payload: bytes,
+        header: wire.ResultHeader,
+        received_ns: int,
+    ) -> None:
+        with self._pending_lock:
+            pending = self._pending.pop(entry.task_id, None)
+        if pending is None:
+            log.warning("site %s returned unknown task %s", self.site, entry.task_id)
+            return
+        result, future = pending
+        result.stamp(
+            Stamp.ENDPOINT_RECEIVED, host=header.host, time_ns=entry.received_ns
+        )
+        try:
+            gcformat.unpack_result(payload, result)  # adds the worker's stamps
+        except Exception as exc:
+            message = f"cannot read the result: {exc}"
+            result.fail(_failure(FailureKind.INFRASTRUCTURE, message))
+        result.stamp(Stamp.ENDPOINT_SENT, host=header.host, time_ns=header.sent_ns)
+        result.stamp(Stamp.RECEIVED, time_ns=received_ns)
+        result.stamp(Stamp.DESERIALIZED)
+        future.set_result(result)
 
     def _check_alive(self, timeout: float) -> str:
         code = self.process.exit_code()

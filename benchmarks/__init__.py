@@ -1,0 +1,3 @@
+"""Benchmarks of colmena-fx; run them from the repository root."""
+
+from __future__ import annotations
