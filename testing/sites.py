@@ -20,6 +20,7 @@ HTEX: dict[str, Any] = {
     "address": "127.0.0.1",
     "heartbeat_period": 1,
     "heartbeat_threshold": 5,
+    "job_status_kwargs": {"strategy_period": 0.5},
     "provider": {
         "type": "LocalProvider",
         "init_blocks": 1,

@@ -102,12 +102,14 @@ class BaseThinker(threading.Thread):
         main = [
             t for t, (_, _, startup) in zip(threads, agents, strict=True) if not startup
         ]
-        while not self.done.is_set() and any(t.is_alive() for t in main):
-            self.done.wait(REACTION_S)
-        self.done.set()  # every agent's loop ends on it
-        deadline = time.monotonic() + JOIN_TIMEOUT_S
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            while not self.done.is_set() and any(t.is_alive() for t in main):
+                self.done.wait(REACTION_S)
+        finally:  # also on Ctrl-C: agents stop before the caller stops the sites
+            self.done.set()
+            deadline = time.monotonic() + JOIN_TIMEOUT_S
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
             self.logger.warning(

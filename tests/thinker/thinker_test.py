@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import logging
 import queue
 import threading
@@ -194,3 +195,20 @@ def test_submitter_without_resource_counter_says_so() -> None:
 
     with pytest.raises(AgentError, match="needs a ResourceCounter"):
         NoCounter(InMemoryFederation()).run()
+
+
+def test_ctrl_c_stops_every_agent_before_run_returns() -> None:
+    class Forever(BaseThinker):
+        @agent
+        def wait(self) -> None:
+            self.done.wait()
+
+        @result_processor
+        def process(self, result: Result) -> None: ...
+
+    thinker = Forever(InMemoryFederation())
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        thinker.run()
+    assert thinker.done.is_set()
+    assert not [t for t in threading.enumerate() if t.name.startswith("agent-")]
