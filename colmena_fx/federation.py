@@ -233,29 +233,35 @@ class Federation:
         future.add_done_callback(self._on_done)
 
     def _on_done(self, future: Future[Result]) -> None:
+        """Runs on the transport's thread: retry, or deliver to the topic queue."""
         result = future.result()
-        route = self.config.methods[result.method]
-        if (
-            not result.success
-            and result.failure is not None
-            and result.failure.kind in _RETRYABLE
-            and result.retries < route.max_retries
-            and self._running
-        ):
-            log.warning("retrying task %s after: %s", result.task_id, result.failure)
+        failure = result.failure
+        if self._should_retry(result) and failure is not None:
+            log.warning("retrying task %s after: %s", result.task_id, failure)
             assert self.journal is not None
-            self.journal.record(
-                "retried", {**_brief(result), "failure": str(result.failure)}
-            )
+            self.journal.record("retried", {**_brief(result), "failure": str(failure)})
             result.retries += 1
             result.success, result.failure = None, None
-            self._send(result)
-            return
+            try:
+                self._send(result)
+                return
+            except Exception:  # deliver the original failure rather than lose it
+                log.exception("could not resubmit task %s", result.task_id)
+                result.fail(failure)
         with self._in_flight_lock:
             self._in_flight.pop(result.task_id, None)
         if self.journal is not None:
             self.journal.record("completed", _brief(result))
         self._topic(result.topic).put(result)
+
+    def _should_retry(self, result: Result) -> bool:
+        failure = result.failure
+        return (
+            self._running
+            and failure is not None
+            and failure.kind in _RETRYABLE
+            and result.retries < self.config.methods[result.method].max_retries
+        )
 
     def _topic(self, topic: str) -> queue.Queue[Result]:
         with self._topics_lock:

@@ -146,7 +146,11 @@ class LocalTransport:
         while not self._closing.is_set():
             if poller.poll(200):
                 while self._rx.get(zmq.EVENTS) & zmq.POLLIN:
-                    self._handle(self._rx.recv_multipart())
+                    frames = self._rx.recv_multipart()
+                    try:
+                        self._handle(frames)
+                    except Exception:  # keep receiving: other tasks depend on it
+                        log.exception("site %s: cannot handle a message", self.site)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + period
                 reason = self._check_alive(timeout)
