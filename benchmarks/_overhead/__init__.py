@@ -1,0 +1,13 @@
+"""The parts of `benchmarks/overhead.py`, one concept per module.
+
+- `paths`: the two ways of running a no-op task (raw engine, thinker + federation)
+- `thinkers`: the Colmena-style thinkers that drive path B
+- `measure`: warm-up, repeats and the figures of one path
+- `cpu`: CPU time per process and per client thread during the bursts
+- `threads`: a hook around every thread started in a block (for `cpu`, `profiling`)
+- `profiling`: the `--profile` phase, cProfile per client thread
+- `report`: the human-readable tables
+- `machine`: what the run ran on, for comparing runs
+"""
+
+from __future__ import annotations
