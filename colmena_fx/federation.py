@@ -137,8 +137,9 @@ class Federation:
         if failures:
             self._stop_transports()
             self.journal.close()
-            name, exc = next(iter(failures.items()))
-            raise exc  # type: ignore[misc]
+            for name, exc in failures.items():  # all of them, not only the first
+                log.error("site %s did not start: %s", name, exc)
+            raise next(iter(failures.values()))  # type: ignore[misc]
         self._running = True
         log.info("federation %s running in %s", self.config.name, self.run_dir)
         return self

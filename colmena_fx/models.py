@@ -169,10 +169,6 @@ class Result(BaseModel):
     sizes: Sizes = Field(default_factory=Sizes)
     timeline: Timeline = Field(default_factory=Timeline)
 
-    @property
-    def done(self) -> bool:
-        return self.success is not None
-
     def stamp(self, name: str, host: str = HOST, time_ns: int | None = None) -> Event:
         return self.timeline.stamp(name, host=host, time_ns=time_ns)
 
