@@ -1,11 +1,14 @@
 # Two entry points for a fresh Debian machine: `make demo` and `make test`.
-# Each installs what it needs: a .venv with the package and its test tools.
+# Each installs what it needs: a .venv with the package and its test tools, and,
+# when run as root, the Debian packages the tests start (RabbitMQ for the Globus
+# Compute stand-in).
 PYTHON ?= python3
+DEBIAN_PACKAGES := rabbitmq-server
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean debian-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +19,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m examples.interleaved_optimizer.run
 
-test: $(STAMP)
+# Installs only what is missing, so a prepared machine does not touch the network.
+debian-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing Debian packages: $$missing (install them, or run as root)"; \
+	    exit 0; fi; \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing
+
+test: $(STAMP) debian-packages
 	$(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from typing import Literal
 from typing import TypeVar
+from uuid import UUID
 
 import yaml
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
+from pydantic import model_validator
 
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.models import ResourceRequirements
@@ -56,32 +58,75 @@ class LocalLinkConfig(_Strict):
         return value
 
 
+class GlobusLinkConfig(_Strict):
+    """How the client reaches a site through the Globus Compute web service.
+
+    The three submission settings are the SDK `Executor`'s, with its defaults.
+    """
+
+    #: The id `globus-compute-endpoint start` printed; unset until it is deployed.
+    endpoint_id: UUID | None = None
+    #: Most tasks sent in one submission request.
+    batch_size: int = Field(default=128, ge=1)
+    #: Requests allowed in a burst before the SDK spaces them out (SDK range 1-8).
+    api_burst_limit: int = Field(default=4, ge=1, le=8)
+    #: Window over which the burst is counted, in seconds (SDK range 1-32).
+    api_burst_window_s: int = Field(default=16, ge=1, le=32)
+    #: Port of the result queue (the service offers 5671, 5672 and 443).
+    amqp_port: int | None = Field(default=None, gt=0, lt=65536)
+    #: Values for the endpoint's user config template, for every task of the site.
+    user_endpoint_config: dict[str, Any] = Field(default_factory=dict)
+    #: The web service's address; unset means the SDK's (the public service).
+    service_url: str | None = None
+    #: Seconds to wait for the endpoint to report itself online at start.
+    start_timeout_s: float = Field(default=30.0, gt=0)
+    #: Seconds between status requests while tasks are in flight.
+    status_poll_s: float = Field(default=10.0, gt=0)
+    #: Offline this long with tasks in flight, the endpoint's tasks are failed as
+    #: lost (and retried if their method allows): the service would hold them
+    #: until the endpoint returns, however long that takes.
+    lost_after_s: float = Field(default=300.0, gt=0)
+
+
 class SiteConfig(_Strict):
     """One facility: how to reach it and the engine its endpoint runs."""
 
     name: str
     description: str = ""
-    transport: Literal["local"] = "local"
+    transport: Literal["local", "globus"] = "local"
     local: LocalLinkConfig = Field(default_factory=LocalLinkConfig)
+    globus: GlobusLinkConfig = Field(default_factory=GlobusLinkConfig)
     #: The `engine:` block of a Globus Compute endpoint's config.yaml, unchanged.
-    engine: dict[str, Any]
+    #: A globus site may leave it out when someone else runs its endpoint.
+    engine: dict[str, Any] | None = None
     #: Where the file was read from, for error messages.
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("engine")
     @classmethod
-    def _engine_has_type(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if "type" not in value:
+    def _engine_has_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and "type" not in value:
             raise ValueError(
                 "the engine block needs a 'type', e.g. GlobusComputeEngine, "
                 "ProcessPoolEngine or ThreadPoolEngine"
             )
         return value
 
+    @model_validator(mode="after")
+    def _local_sites_have_an_engine(self) -> SiteConfig:
+        if self.transport == "local" and self.engine is None:
+            raise ValueError(
+                "a site with transport 'local' needs an 'engine' block: its "
+                "endpoint runs on this machine"
+            )
+        return self
+
     def build_engine(self) -> Any:
         """The real Globus Compute engine object that this site's endpoint runs."""
         from globus_compute_endpoint.endpoint.config.dispatch import EngineDispatcher
 
+        if self.engine is None:
+            raise ConfigError(f"{self.source or self.name}: no 'engine' block")
         try:
             return EngineDispatcher.build_instance(dict(self.engine))
         except (ValidationError, ValueError, TypeError) as exc:
@@ -98,6 +143,9 @@ class MethodRoute(_Strict):
     #: Topic name -> site, overriding `site` for tasks of that topic.
     topics: dict[str, str] = Field(default_factory=dict)
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    #: Values for a Globus Compute endpoint's user config template (globus sites),
+    #: over the site's own `globus.user_endpoint_config`.
+    user_endpoint_config: dict[str, Any] = Field(default_factory=dict)
     #: Resubmissions after a lost worker or endpoint (never after a user error).
     max_retries: int = Field(default=0, ge=0)
 

@@ -47,3 +47,15 @@ class WorkerLostError(ColmenaFXError, RuntimeError):
 
 class FederationNotRunningError(ColmenaFXError, RuntimeError):
     """The federation was used before `start()` or after `stop()`."""
+
+
+class AuthenticationError(ColmenaFXError, PermissionError):
+    """Globus credentials are missing, expired, or not accepted by the service."""
+
+
+class ServiceError(ColmenaFXError, RuntimeError):
+    """The Globus Compute web service refused a request."""
+
+
+class RateLimitError(ServiceError):
+    """The Globus Compute web service asked the client to slow down."""

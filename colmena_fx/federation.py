@@ -34,9 +34,9 @@ from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
+from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
-from colmena_fx.transports.local import LocalTransport
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,12 @@ class Federation:
         self.journal = Journal(self.run_dir)
         self.journal.start()
         for name, site in self.sites.items():
-            self.transports[name] = LocalTransport(site, self.run_dir / "sites" / name)
+            self.transports[name] = make_transport(
+                site,
+                self.run_dir / "sites" / name,
+                routes=self.config.methods,
+                on_accepted=self._on_accepted,
+            )
         with ThreadPoolExecutor(len(self.transports) or 1) as pool:
             starts = {name: pool.submit(t.start) for name, t in self.transports.items()}
         failures = {name: f.exception() for name, f in starts.items() if f.exception()}
@@ -232,6 +237,15 @@ class Federation:
                 self._in_flight.pop(result.task_id, None)
             raise
         future.add_done_callback(self._on_done)
+
+    def _on_accepted(self, result: Result) -> None:
+        """A site's service gave the task its own id: journal it at once."""
+        if self.journal is not None:
+            self.journal.record(
+                "accepted",
+                {"task_id": result.task_id, "site": result.site,
+                 "remote_id": result.remote_id},
+            )  # fmt: skip
 
     def _on_done(self, future: Future[Result]) -> None:
         """Runs on the transport's thread: retry, or deliver to the topic queue."""

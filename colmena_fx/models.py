@@ -31,11 +31,14 @@ class Stamp(StrEnum):
     SENT = "sent"
     # endpoint: the process that owns the engine
     ENDPOINT_RECEIVED = "endpoint_received"
-    # worker: the process that runs the user function
+    # worker: the process that runs the user function; the engine's own transitions
+    # (Globus Compute `task_statuses`) wrap the shim's stamps
+    EXECUTION_STARTED = "execution_started"
     WORKER_STARTED = "worker_started"
     COMPUTE_STARTED = "compute_started"
     COMPUTE_ENDED = "compute_ended"
     WORKER_ENDED = "worker_ended"
+    EXECUTION_ENDED = "execution_ended"
     # endpoint, on the way back
     ENDPOINT_SENT = "endpoint_sent"
     # client, on the way back
@@ -158,6 +161,8 @@ class Result(BaseModel):
     method: str
     topic: str = "default"
     site: str | None = None
+    #: The task's id at its site's service (a Globus Compute task id), once known.
+    remote_id: str | None = None
     #: Serialized (args, kwargs); cleared after delivery unless kept by the caller.
     inputs: bytes = b""
     value: Any = None

@@ -44,3 +44,8 @@ class _Unpicklable:
 
 def return_unpicklable() -> object:
     return _Unpicklable()
+
+
+def make_bytes(size: int) -> bytes:
+    """A result of `size` bytes, made on the worker."""
+    return b"x" * size

@@ -30,6 +30,7 @@ def test_shipped_files_load() -> None:
     assert config.methods["simulate"].site == "local-cpu"
     assert "GPU" in sites["local-gpu"].description
     for site in sites.values():
+        assert site.engine is not None
         assert site.engine["type"] == "GlobusComputeEngine"
 
 
@@ -124,3 +125,26 @@ def test_resources_become_a_resource_specification() -> None:
         "queue": "debug",
     }
     assert ResourceRequirements().to_resource_specification() == {}
+
+
+def test_globus_site_defaults_follow_the_sdk(tmp_path: Path) -> None:
+    path = tmp_path / "remote.yaml"
+    path.write_text("transport: globus\nglobus:\n  endpoint_id: null\n")
+    site = load_site(path)
+    assert site.engine is None
+    assert (site.globus.batch_size, site.globus.api_burst_limit) == (128, 4)
+    assert site.globus.api_burst_window_s == 16
+
+
+def test_local_site_without_engine_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bare.yaml"
+    path.write_text("transport: local\n")
+    with pytest.raises(ConfigError, match="needs an 'engine' block"):
+        load_site(path)
+
+
+def test_globus_burst_limit_outside_sdk_range_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "remote.yaml"
+    path.write_text("transport: globus\nglobus:\n  api_burst_limit: 20\n")
+    with pytest.raises(ConfigError, match=r"key 'globus.api_burst_limit'"):
+        load_site(path)

@@ -14,6 +14,9 @@ from testing.sites import FederationFactory
 from testing.sites import write_federation
 from testing.sites import write_site
 
+#: The local Globus Compute service (RabbitMQ, stand-in web service, endpoints).
+pytest_plugins = ["testing.gcservice.fixtures"]
+
 
 @pytest.fixture
 def make_federation(tmp_path: Path) -> Iterator[FederationFactory]:

@@ -27,6 +27,7 @@ from colmena_fx.exceptions import SerializationError
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
+from colmena_fx.models import Stamp
 from colmena_fx.worker import WorkerReply
 from colmena_fx.worker import execute
 
@@ -35,6 +36,10 @@ _DATA = DillDataBase64()
 _NO_KWARGS = _SERDE.serialize({})
 #: Exceptions the engine reports when the process running a task died.
 _LOST_WORKER_MARKERS = ("WorkerLost", "ManagerLost", "BrokenProcessPool")
+#: Sizes in the endpoint's MaxResultSizeExceeded report, as str() or repr() writes it.
+_RESULT_SIZES = re.compile(
+    r"of (\d+)B exceeded current limit of (\d+)B|MaxResultSizeExceeded\((\d+), (\d+)\)"
+)
 #: The last line of a printed traceback: `package.module.ExceptionType: message`.
 _EXCEPTION_LINE = re.compile(r"^(?:\w+\.)*(?P<type>[A-Z]\w*): (?P<message>.*)$")
 
@@ -52,9 +57,7 @@ class FunctionCache:
             pass
         name = getattr(function, "__name__", repr(function))
         try:
-            shim = functools.partial(execute, function)
-            shim.__name__ = name  # type: ignore[attr-defined]  # execute_task logs it
-            buffer = _SERDE.serialize(shim)
+            buffer = _SERDE.serialize(make_shim(function))
         except Exception as exc:
             raise SerializationError(
                 f"cannot serialize function {name!r}: {exc}. Define it at the top "
@@ -62,6 +65,14 @@ class FunctionCache:
             ) from exc
         self._buffers[function] = buffer
         return buffer
+
+
+def make_shim(function: Callable[..., Any]) -> Callable[[bytes], WorkerReply]:
+    """What the worker runs: `execute(function, request)`, named after `function`."""
+    shim = functools.partial(execute, function)
+    # The engine logs the name, and the SDK registers the function under it.
+    shim.__name__ = getattr(function, "__name__", repr(function))  # type: ignore[attr-defined]
+    return shim
 
 
 def _data_buffer(value: Any) -> str:
@@ -97,36 +108,84 @@ def unpack_result(packed: bytes, result: Result) -> None:
             f"expected a Result message, got {type(message).__name__}"
         )
     if message.is_error:
-        # The shim never ran to completion: the engine or worker failed the task.
-        text = message.data or ""
-        lost = any(marker in text for marker in _LOST_WORKER_MARKERS)
         details = message.error_details
-        last = _last_line(text)
-        match = _EXCEPTION_LINE.match(last)
-        result.fail(
-            Failure(
-                kind=FailureKind.WORKER_LOST if lost else FailureKind.INFRASTRUCTURE,
-                exception_type=match["type"]
-                if match
-                else (details.code if details else "RemoteError"),
-                message=match["message"]
-                if match
-                else last or (details.user_message if details else ""),
-                traceback=text,
-                host=result.site or "",
-            )
+        fail_from_engine(
+            message.data or "",
+            result,
+            code=details.code if details else "",
+            user_message=details.user_message if details else "",
         )
-        return
-    reply: WorkerReply = _read_data_buffer(message.data)
+    else:
+        apply_reply(_read_data_buffer(message.data), result)
+        result.sizes.reply = len(packed)
+    stamp_transitions(message.task_statuses, result)
+
+
+def apply_reply(reply: WorkerReply, result: Result) -> None:
+    """Copy what the shim sent back onto `result`: its stamps, then value or failure."""
     for name, time_ns, host in reply.events:
         result.stamp(name, host=host, time_ns=time_ns)
-    result.sizes.reply = len(packed)
     if reply.success:
         result.sizes.value = len(reply.value)
         result.value = serialize.loads(reply.value)
         result.success = True
     else:
         result.fail(Failure.model_validate(reply.failure))
+
+
+_TRANSITIONS = {"execution-start": Stamp.EXECUTION_STARTED,
+                "execution-end": Stamp.EXECUTION_ENDED}  # fmt: skip
+
+
+def stamp_transitions(transitions: list[Any] | None, result: Result) -> None:
+    """Stamp the engine's task transitions, in the clock of the worker that ran it.
+
+    The engine stamps them around the shim on the same worker, so they take the
+    worker's host; a task that never reached the shim keeps the site's name.
+    """
+    worker = result.timeline.get(Stamp.WORKER_STARTED)
+    host = worker.host if worker is not None else result.site or ""
+    for transition in transitions or ():
+        name = _TRANSITIONS.get(getattr(transition.state, "value", transition.state))
+        if name is not None:
+            result.stamp(name, host=host, time_ns=transition.timestamp)
+
+
+def fail_from_engine(
+    text: str, result: Result, code: str = "", user_message: str = ""
+) -> None:
+    """Fail `result` from an engine's error report: the shim never finished."""
+    if "MaxResultSizeExceeded" in text:
+        sizes = _RESULT_SIZES.search(text)
+        numbers = [int(n) for n in sizes.groups() if n] if sizes else [0, 0]
+        size, limit = numbers[0], numbers[1]
+        result.fail(
+            Failure(
+                kind=FailureKind.USER,
+                exception_type="PayloadTooLargeError",
+                message=(
+                    f"the result of {result.method!r} serializes to "
+                    f"{size / 1e6:.1f} MB, over "
+                    f"the endpoint's result limit of {limit / 2**20:.0f} MiB: "
+                    f"return large values by reference (a data store) instead"
+                ),
+                traceback=text,
+                host=result.site or "",
+            )
+        )
+        return
+    lost = any(marker in text for marker in _LOST_WORKER_MARKERS)
+    last = _last_line(text)
+    match = _EXCEPTION_LINE.match(last)
+    result.fail(
+        Failure(
+            kind=FailureKind.WORKER_LOST if lost else FailureKind.INFRASTRUCTURE,
+            exception_type=match["type"] if match else (code or "RemoteError"),
+            message=match["message"] if match else last or user_message,
+            traceback=text,
+            host=result.site or "",
+        )
+    )
 
 
 def _last_line(text: str) -> str:

@@ -42,7 +42,7 @@ def workers_for(federation: Federation, method: str, topic: str) -> int:
     `max_workers` (process and thread pools).
     """
     site = federation.route(method).site_for(topic)
-    engine = federation.sites[site].engine
+    engine = federation.sites[site].engine or {}
     for key in ("max_workers_per_node", "max_workers"):
         value = engine.get(key)
         if isinstance(value, int) and value > 0:

@@ -1,0 +1,133 @@
+"""Talking to the Globus Compute web service: credentials, clients, and its errors.
+
+Credentials come only from the SDK's own mechanisms: the tokens that `colmena-fx
+login` (the SDK's login flow) stored where the SDK keeps them, or a client identity
+from `GLOBUS_COMPUTE_CLIENT_ID` / `GLOBUS_COMPUTE_CLIENT_SECRET`. An access token in
+`COLMENA_FX_GLOBUS_ACCESS_TOKEN` is used as is (short-lived runs, and the tests'
+stand-in of the service).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import globus_sdk
+from globus_compute_sdk import Client
+
+from colmena_fx.exceptions import AuthenticationError
+from colmena_fx.exceptions import ColmenaFXError
+from colmena_fx.exceptions import EndpointError
+from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.exceptions import RateLimitError
+from colmena_fx.exceptions import ServiceError
+
+ACCESS_TOKEN_ENV = "COLMENA_FX_GLOBUS_ACCESS_TOKEN"
+#: Globus Compute refuses a submission larger than this (10 MB).
+SUBMIT_LIMIT_BYTES = 10 * 1000 * 1000
+#: ... and a result larger than this (10 MiB), at the worker.
+RESULT_LIMIT_BYTES = 10 * 1024 * 1024
+
+LOGIN_HINT = (
+    "run `colmena-fx login`, or set GLOBUS_COMPUTE_CLIENT_ID and "
+    "GLOBUS_COMPUTE_CLIENT_SECRET for a headless run"
+)
+
+
+def make_client(service_url: str | None = None) -> Client:
+    """A Globus Compute `Client`, with credentials checked before any request.
+
+    A user identity that has never logged in would otherwise start an interactive
+    login in the middle of a campaign; this refuses instead, saying what to do.
+    """
+    token = os.environ.get(ACCESS_TOKEN_ENV)
+    if token:
+        authorizer = globus_sdk.AccessTokenAuthorizer(token)
+        client = Client(authorizer=authorizer, do_version_check=False)
+        credentials: dict[str, Any] = {"authorizer": authorizer}
+    else:
+        app = _app()
+        client = Client(app=app, do_version_check=False)
+        if isinstance(app, globus_sdk.UserApp) and app.login_required():
+            raise AuthenticationError(f"not logged in to Globus Compute: {LOGIN_HINT}")
+        credentials = {"app": app}
+    if service_url:
+        _point_at(client, service_url, credentials)
+    try:
+        client.version_check()
+    except globus_sdk.GlobusAPIError as exc:
+        raise translate(exc, "checking the service version") from exc
+    except globus_sdk.GlobusError as exc:
+        raise AuthenticationError(f"cannot authenticate: {exc}; {LOGIN_HINT}") from exc
+    return client
+
+
+def _app() -> globus_sdk.GlobusApp:
+    from globus_compute_sdk.sdk.auth.globus_app import get_globus_app
+
+    try:
+        return get_globus_app()
+    except ValueError as exc:  # a secret without an id, and the like
+        raise AuthenticationError(str(exc)) from exc
+
+
+def _point_at(client: Client, service_url: str, credentials: dict[str, Any]) -> None:
+    """Send the client's requests to `service_url` instead of the public service.
+
+    The SDK fixes its address per named environment; this is the one place that
+    reaches into it, and globus-compute-sdk is pinned in pyproject.toml for that.
+    """
+    from globus_compute_sdk.sdk.client import _ComputeWebClient
+
+    client.web_service_address = service_url
+    client._compute_web_client = _ComputeWebClient(base_url=service_url, **credentials)
+
+
+def login(force: bool = False) -> str:
+    """Run the SDK's login flow; tokens land where the SDK keeps them."""
+    app = _app()
+    Client(app=app, do_version_check=False)  # adds Globus Compute's scopes to the app
+    if isinstance(app, globus_sdk.ClientApp):
+        return "a client identity (GLOBUS_COMPUTE_CLIENT_ID) needs no login"
+    if force or app.login_required():
+        app.login(force=force)
+        return "logged in; tokens stored by the Globus Compute SDK"
+    return "already logged in"
+
+
+def endpoint_status(client: Client, endpoint_id: str) -> dict[str, Any]:
+    """The endpoint's status as the service reports it (`status`, `details`)."""
+    try:
+        return dict(client.get_endpoint_status(endpoint_id))
+    except globus_sdk.GlobusAPIError as exc:
+        raise translate(exc, f"asking for endpoint {endpoint_id}") from exc
+
+
+def translate(exc: globus_sdk.GlobusAPIError, doing: str) -> ColmenaFXError:
+    """The service's error as one of ours, with a message that says what to do."""
+    status = exc.http_status
+    detail = exc.message or exc.code or str(exc)
+    if status in (401, 403):
+        return AuthenticationError(
+            f"Globus Compute refused the credentials while {doing} ({status}: "
+            f"{detail}); they are missing, expired, or lack consent: {LOGIN_HINT}"
+        )
+    if status == 404:
+        return EndpointError(
+            f"Globus Compute does not know it while {doing} ({detail}): check the "
+            f"endpoint_id in the site file, and that you may use that endpoint"
+        )
+    if status == 413:
+        return PayloadTooLargeError(
+            f"Globus Compute refused the submission as too large while {doing} "
+            f"({detail}); its limit is {SUBMIT_LIMIT_BYTES / 1e6:.0f} MB per "
+            f"request: send large values by reference, or lower the site's "
+            f"globus.batch_size"
+        )
+    if status == 429:
+        return RateLimitError(
+            f"Globus Compute's rate limit was hit while {doing} ({detail}): submit "
+            f"fewer, larger batches (globus.batch_size) or lower "
+            f"globus.api_burst_limit"
+        )
+    return ServiceError(f"Globus Compute answered {status} while {doing}: {detail}")

@@ -1,0 +1,1 @@
+"""A local Globus Compute service: RabbitMQ, a stand-in web service, real endpoints."""

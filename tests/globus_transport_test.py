@@ -1,0 +1,304 @@
+"""The globus transport end to end: the real SDK Executor, a real RabbitMQ broker,
+the stand-in web service and real endpoint processes running real engines."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from colmena_fx.exceptions import AuthenticationError
+from colmena_fx.exceptions import EndpointError
+from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.federation import Federation
+from colmena_fx.journal import read_journal
+from colmena_fx.models import FailureKind
+from colmena_fx.models import Result
+from colmena_fx.models import Stamp
+from colmena_fx.transports.globus_service import ACCESS_TOKEN_ENV
+from testing.gcservice.endpoint import EndpointProcess
+from testing.gcservice.fixtures import EndpointFactory
+from testing.gcservice.fixtures import write_globus_site
+from testing.gcservice.service import SUBMIT_LIMIT_BYTES
+from testing.gcservice.service import ComputeServiceStandIn
+from testing.sites import HTEX
+from testing.sites import PROCESS_POOL
+from testing.sites import write_federation
+
+pytestmark = pytest.mark.usefixtures("globus_credentials")
+
+TASKS = ["echo", "add", "fail_with", "sleep_then", "die", "make_bytes"]
+
+
+@pytest.fixture
+def federations() -> Iterator[list[Federation]]:
+    started: list[Federation] = []
+    yield started
+    for federation in started:
+        federation.stop()
+
+
+def _federation(
+    tmp_path: Path,
+    service: ComputeServiceStandIn,
+    endpoints: dict[str, EndpointProcess],
+    methods: dict[str, dict[str, Any]],
+    started: list[Federation],
+    **link: Any,
+) -> Federation:
+    sites = [
+        write_globus_site(tmp_path, name, service, endpoint, **link)
+        for name, endpoint in endpoints.items()
+    ]
+    federation = Federation.from_file(write_federation(tmp_path, sites, methods))
+    started.append(federation)
+    return federation.start()
+
+
+def _one_site(
+    tmp_path: Path,
+    service: ComputeServiceStandIn,
+    endpoint: EndpointProcess,
+    started: list[Federation],
+    **link: Any,
+) -> Federation:
+    methods = {name: {"site": "gc", "function": f"testing.tasks:{name}"}
+               for name in TASKS}  # fmt: skip
+    return _federation(tmp_path, service, {"gc": endpoint}, methods, started, **link)
+
+
+def _result(federation: Federation, timeout: float = 60) -> Result:
+    result = federation.get_result(timeout=timeout)
+    assert result is not None, "no result within the timeout"
+    return result
+
+
+def test_values_round_trip_with_worker_and_engine_stamps(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    federation = _one_site(tmp_path, compute_service, endpoint, federations)
+    values = [{"a": [1, 2.5, None]}, "text", np.arange(1000.0)]
+    ids = [federation.submit("echo", value) for value in values]
+    results = {r.task_id: r for r in (_result(federation) for _ in ids)}
+    for task_id, value in zip(ids, values, strict=True):
+        result = results[task_id]
+        assert result.success, result.failure
+        np.testing.assert_equal(result.value, value)
+        assert result.remote_id in compute_service.tasks
+        names = [event.name for event in result.timeline.events]
+        for stamp in (
+            Stamp.SENT,
+            Stamp.EXECUTION_STARTED,
+            Stamp.WORKER_STARTED,
+            Stamp.COMPUTE_ENDED,
+            Stamp.EXECUTION_ENDED,
+            Stamp.RECEIVED,
+        ):
+            assert stamp in names, f"{stamp} missing from {names}"  # fmt: skip
+        started = result.timeline.get(Stamp.EXECUTION_STARTED)
+        worker = result.timeline.get(Stamp.WORKER_STARTED)
+        assert started is not None and worker is not None
+        assert started.host == worker.host
+        assert started.time_ns <= worker.time_ns
+    federation.stop()
+    assert federation.run_dir is not None
+    accepted = {
+        entry["task"]["task_id"]: entry["task"]["remote_id"]
+        for entry in read_journal(federation.run_dir)
+        if entry["event"] == "accepted"
+    }
+    assert accepted == {r.task_id: r.remote_id for r in results.values()}
+
+
+def test_two_endpoints_serve_different_methods(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    sim = start_endpoint("sim", PROCESS_POOL)
+    train = start_endpoint("train", PROCESS_POOL)
+    methods = {
+        "add": {"site": "sim", "function": "testing.tasks:add"},
+        "echo": {"site": "train", "function": "testing.tasks:echo"},
+    }
+    federation = _federation(tmp_path, compute_service, {"sim": sim, "train": train},
+                             methods, federations)  # fmt: skip
+    add_id = federation.submit("add", 2, 3)
+    echo_id = federation.submit("echo", "hello")
+    results = {r.task_id: r for r in (_result(federation), _result(federation))}
+    assert results[add_id].value == 5
+    assert results[echo_id].value == "hello"
+    endpoint_of = {r.site: compute_service.tasks[r.remote_id or ""].endpoint_id
+                   for r in results.values()}  # fmt: skip
+    assert endpoint_of == {"sim": sim.endpoint_id, "train": train.endpoint_id}
+
+
+def test_user_error_arrives_with_remote_traceback(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    federation = _one_site(tmp_path, compute_service, endpoint, federations)
+    federation.submit("fail_with", "bad input")
+    result = _result(federation)
+    assert result.success is False and result.failure is not None
+    assert result.failure.kind is FailureKind.USER
+    assert result.failure.exception_type == "ValueError"
+    assert "inner_helper" in result.failure.traceback
+
+
+def test_oversize_input_refused_at_submit_and_oversize_result_fails(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    federation = _one_site(tmp_path, compute_service, endpoint, federations)
+    with pytest.raises(PayloadTooLargeError, match=r"over Globus Compute's 10 MB"):
+        federation.submit("echo", b"x" * 11_000_000)
+    assert federation.in_flight() == []
+    federation.submit("make_bytes", 11 * 2**20)
+    result = _result(federation)
+    assert result.failure is not None
+    assert result.failure.exception_type == "PayloadTooLargeError"
+    assert "result limit of 10 MiB" in result.failure.message
+    assert "by reference" in result.failure.message
+
+
+def test_submission_refused_by_the_service_fails_its_task_then_sending_recovers(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    """The service's own size check (a batch can pass ours task by task)."""
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    federation = _one_site(tmp_path, compute_service, endpoint, federations)
+    compute_service.submit_limit_bytes = 1_000_000
+    try:
+        federation.submit("echo", b"y" * 2_000_000)
+        failure = _result(federation).failure
+    finally:
+        compute_service.submit_limit_bytes = SUBMIT_LIMIT_BYTES
+    assert failure is not None
+    assert failure.exception_type == "PayloadTooLargeError"
+    assert "batch_size" in failure.message
+    federation.submit("add", 1, 1)
+    assert _result(federation).value == 2
+
+
+def test_rate_limit_and_bad_token_are_named(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    federation = _one_site(tmp_path, compute_service, endpoint, federations)
+    compute_service.rate_limited_for_s = 60
+    try:
+        federation.submit("add", 1, 2)
+        result = _result(federation)
+    finally:
+        compute_service.rate_limited_for_s = None
+    assert result.failure is not None
+    assert result.failure.exception_type == "RateLimitError"
+    assert "rate limit" in result.failure.message
+    federation.submit("add", 1, 2)
+    assert _result(federation).value == 3
+
+    monkeypatch.setenv(ACCESS_TOKEN_ENV, "expired-token")
+    with pytest.raises(AuthenticationError, match="colmena-fx login"):
+        _one_site(tmp_path / "again", compute_service, endpoint, federations)
+
+
+def test_unknown_endpoint_and_missing_login_fail_at_start(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    endpoint.endpoint_id = str(uuid.uuid4())  # a site file with someone else's id
+    with pytest.raises(EndpointError, match="does not know it"):
+        _one_site(tmp_path, compute_service, endpoint, federations)
+
+    monkeypatch.delenv(ACCESS_TOKEN_ENV)
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GLOBUS_COMPUTE_CLIENT_SECRET", raising=False)
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path / "no-tokens"))
+    with pytest.raises(AuthenticationError, match="not logged in"):
+        _one_site(tmp_path / "again", compute_service, endpoint, federations)
+
+
+def test_killed_endpoint_fails_tasks_in_flight_as_lost(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    federation = _one_site(
+        tmp_path, compute_service, endpoint, federations, lost_after_s=2
+    )
+    federation.submit("sleep_then", 60, "never")
+    federation.submit("sleep_then", 60, "never")
+    while not all(r.remote_id for r in federation.in_flight()):
+        pass  # both accepted by the service
+    endpoint.kill()
+    results = [_result(federation, timeout=30) for _ in range(2)]
+    for result in results:
+        assert result.failure is not None
+        assert result.failure.kind is FailureKind.ENDPOINT_LOST
+        assert "offline" in result.failure.message
+
+
+def test_resources_and_user_endpoint_config_reach_the_endpoint(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    methods = {"echo": {"site": "gc", "function": "testing.tasks:echo",
+                        "resources": {"num_nodes": 2},
+                        "user_endpoint_config": {"account": "proj-42"}}}  # fmt: skip
+    site_config = {"queue": "debug"}
+    federation = _federation(tmp_path, compute_service, {"gc": endpoint}, methods,
+                             federations, user_endpoint_config=site_config)  # fmt: skip
+    federation.submit("echo", 1)
+    result = _result(federation)
+    task = compute_service.tasks[result.remote_id or ""]
+    assert task.resource_specification == {"num_nodes": 2}
+    assert task.user_endpoint_config == {"queue": "debug", "account": "proj-42"}
+    # The process pool refuses a specification: proof that it reached the engine.
+    assert result.failure is not None
+    assert "resource_specification is not supported" in result.failure.traceback
+
+
+def test_worker_death_on_a_parsl_endpoint_is_reported_lost(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("htex", HTEX)
+    federation = _one_site(tmp_path, compute_service, endpoint, federations)
+    federation.submit("die")
+    result = _result(federation, timeout=90)
+    assert result.failure is not None
+    assert result.failure.kind is FailureKind.WORKER_LOST
