@@ -24,6 +24,67 @@ def _endpoint_start(args: argparse.Namespace) -> int:
     return endpoint_main(argv)
 
 
+def _endpoint_validate(args: argparse.Namespace) -> int:
+    """Check site files by building their engines; one line per file."""
+    from colmena_fx.sitefiles import validate_site_file
+
+    failed = 0
+    for path in args.site_files:
+        try:
+            print(f"OK    {validate_site_file(path).summary()}")
+        except ColmenaFXError as exc:
+            failed += 1
+            print("FAIL  " + " | ".join(str(exc).splitlines()))
+    return 2 if failed else 0
+
+
+def _endpoint_render(args: argparse.Namespace) -> int:
+    """Write a site's endpoint files and say how to install them on the cluster."""
+    from colmena_fx.sitefiles import deployment_commands
+    from colmena_fx.sitefiles import render_endpoint_files
+    from colmena_fx.sitefiles import validate_site_file
+
+    checked = validate_site_file(args.site_file)
+    out_dir = args.out or Path(f"endpoint-{checked.site.name}")
+    for path in render_endpoint_files(checked.site, out_dir):
+        print(f"wrote {path}")
+    if checked.placeholders:
+        print(f"fill in first: {', '.join(checked.placeholders)} (then render again)")
+    print(f"\nOn a {checked.site.name} login node, with globus-compute-endpoint:")
+    for command in deployment_commands(checked.site, out_dir):
+        print(f"  {command}")
+    print(f"then set globus.endpoint_id in {args.site_file} to the id it prints.")
+    return 0
+
+
+def _endpoint_list(args: argparse.Namespace) -> int:
+    """Table of a federation's sites and the methods routed to each."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from colmena_fx.sitefiles import federation_sites
+
+    table = Table(title=f"Sites of {args.federation}", box=box.SIMPLE_HEAD)
+    table.add_column("site", no_wrap=True)
+    table.add_column("transport")
+    table.add_column("endpoint id", no_wrap=True)
+    table.add_column("engine", overflow="fold")
+    table.add_column("methods", no_wrap=True)
+    table.add_column("description", ratio=1)
+    for row in federation_sites(args.federation):
+        table.add_row(
+            row.name,
+            row.transport,
+            row.endpoint_id or "-",
+            row.engine or "-",
+            ", ".join(row.methods) or "-",
+            row.description,
+        )
+    Console().print(table)
+    return 0
+
+
 def _summary(args: argparse.Namespace) -> int:
     """Print task counts and per-hop latency of a finished run from its journal."""
     from rich.console import Console
@@ -57,6 +118,27 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--run-dir", type=Path, help="default: runs/endpoints/SITE")
     start.add_argument("--log-level", default="INFO")
     start.set_defaults(handler=_endpoint_start)
+
+    validate = endpoint_commands.add_parser(
+        "validate", help="check site files by building their engines (starts nothing)"
+    )
+    validate.add_argument("site_files", type=Path, nargs="+", metavar="FILE")
+    validate.set_defaults(handler=_endpoint_validate)
+
+    render = endpoint_commands.add_parser(
+        "render", help="write a site's globus-compute-endpoint configuration files"
+    )
+    render.add_argument("site_file", type=Path, metavar="FILE")
+    render.add_argument("--out", type=Path, help="default: endpoint-SITE")
+    render.set_defaults(handler=_endpoint_render)
+
+    listing = endpoint_commands.add_parser(
+        "list", help="a federation's sites and the methods routed to each"
+    )
+    listing.add_argument(
+        "federation", type=Path, nargs="?", default=Path("endpoints/federation.yaml")
+    )
+    listing.set_defaults(handler=_endpoint_list)
 
     summary = commands.add_parser("summary", help="per-hop latency table of a run")
     summary.add_argument("run_dir", type=Path)

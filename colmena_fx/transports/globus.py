@@ -108,6 +108,7 @@ class _TrackedExecutor(Executor):
         self._on_sending = on_sending
         self._on_accepted = on_accepted
         self._capture = capture
+        self._watcher: _TimedResultWatcher | None = None
         super().__init__(*args, **kwargs)
 
     def _submit_tasks(  # the SDK's signature (4.19)
@@ -144,7 +145,17 @@ class _TrackedExecutor(Executor):
                 capture=self._capture,
             )
             watcher.start()
+        self._watcher = watcher
         return watcher
+
+    def close(self) -> None:
+        """Shut down, result watcher included: the SDK leaves it running for as
+        long as any of its futures is open, and a lost task's never closes."""
+        self.shutdown(wait=False, cancel_futures=True)
+        watcher = self._watcher
+        if watcher is not None and watcher.is_alive():
+            watcher.shutdown(wait=False, cancel_futures=True)
+            watcher.join(timeout=5)
 
     @property
     def stopped(self) -> bool:
@@ -254,7 +265,7 @@ class GlobusTransport:
             f"site {self.site!r} was stopped before the task finished",
         )
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.close()
         self._state = TransportState.STOPPED
 
     # -- sending ---------------------------------------------------------------------
@@ -316,6 +327,7 @@ class GlobusTransport:
         if self._executor.stopped:
             log.warning("site %s: the SDK executor stopped after an error; "
                         "starting a new one", self.site)  # fmt: skip
+            self._executor.close()
             self._executor = self._new_executor()
         return self._executor
 
