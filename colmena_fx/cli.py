@@ -57,6 +57,35 @@ def _endpoint_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _endpoint_status(args: argparse.Namespace) -> int:
+    """A globus site's endpoint status, as the Globus Compute service reports it."""
+    import json
+
+    from colmena_fx.config import load_site
+    from colmena_fx.transports.globus_service import endpoint_id_of
+    from colmena_fx.transports.globus_service import endpoint_status
+    from colmena_fx.transports.globus_service import make_client
+
+    site = load_site(args.site_file)
+    endpoint_id = endpoint_id_of(site)
+    status = endpoint_status(make_client(site.globus.service_url), endpoint_id)
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    print(f"{site.name}: endpoint {endpoint_id} is {status.get('status', 'unknown')}")
+    for key, value in sorted((status.get("details") or {}).items()):
+        print(f"  {key}: {value}")
+    return 0 if status.get("status") == "online" else 1
+
+
+def _login(args: argparse.Namespace) -> int:
+    """Log in to Globus Compute with the SDK's own flow and token storage."""
+    from colmena_fx.transports.globus_service import login
+
+    print(login(force=args.force))
+    return 0
+
+
 def _endpoint_list(args: argparse.Namespace) -> int:
     """Table of a federation's sites and the methods routed to each."""
     from rich import box
@@ -139,6 +168,19 @@ def _parser() -> argparse.ArgumentParser:
         "federation", type=Path, nargs="?", default=Path("endpoints/federation.yaml")
     )
     listing.set_defaults(handler=_endpoint_list)
+
+    status = endpoint_commands.add_parser(
+        "status", help="a globus site's endpoint status, as the service reports it"
+    )
+    status.add_argument("site_file", type=Path, metavar="FILE")
+    status.add_argument("--json", action="store_true", help="print the raw status")
+    status.set_defaults(handler=_endpoint_status)
+
+    login = commands.add_parser(
+        "login", help="log in to Globus Compute; the SDK stores the tokens"
+    )
+    login.add_argument("--force", action="store_true", help="log in again anyway")
+    login.set_defaults(handler=_login)
 
     summary = commands.add_parser("summary", help="per-hop latency table of a run")
     summary.add_argument("run_dir", type=Path)

@@ -34,7 +34,6 @@ from globus_compute_sdk.sdk.executor import _ResultWatcher
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import ColmenaFXError
-from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
 from colmena_fx.models import Failure
@@ -45,6 +44,7 @@ from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
 from colmena_fx.transports.globus_service import SUBMIT_LIMIT_BYTES
+from colmena_fx.transports.globus_service import endpoint_id_of
 from colmena_fx.transports.globus_service import endpoint_status
 from colmena_fx.transports.globus_service import make_client
 from colmena_fx.transports.globus_service import translate
@@ -197,14 +197,7 @@ class GlobusTransport:
 
     @property
     def endpoint_id(self) -> str:
-        if self.link.endpoint_id is None:
-            raise ConfigError(
-                f"{self.config.source or self.site}: key 'globus.endpoint_id': site "
-                f"{self.site!r} has no endpoint id yet: deploy its endpoint "
-                f"(`colmena-fx endpoint render`, then `globus-compute-endpoint "
-                f"start`) and put the id it prints here"
-            )
-        return str(self.link.endpoint_id)
+        return endpoint_id_of(self.config)
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -15,8 +15,10 @@ from typing import Any
 import globus_sdk
 from globus_compute_sdk import Client
 
+from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import AuthenticationError
 from colmena_fx.exceptions import ColmenaFXError
+from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
 from colmena_fx.exceptions import RateLimitError
@@ -93,6 +95,22 @@ def login(force: bool = False) -> str:
         app.login(force=force)
         return "logged in; tokens stored by the Globus Compute SDK"
     return "already logged in"
+
+
+def endpoint_id_of(site: SiteConfig) -> str:
+    """The site's endpoint id, or an error saying how to get one."""
+    where = site.source or site.name
+    if site.transport != "globus":
+        raise ConfigError(f"{where}: key 'transport': site {site.name!r} is not "
+                          f"reached through Globus Compute (transport: "
+                          f"{site.transport})")  # fmt: skip
+    if site.globus.endpoint_id is None:
+        raise ConfigError(
+            f"{where}: key 'globus.endpoint_id': site {site.name!r} has no endpoint "
+            f"id yet: deploy its endpoint (`colmena-fx endpoint render`, then "
+            f"`globus-compute-endpoint start`) and put the id it prints here"
+        )
+    return str(site.globus.endpoint_id)
 
 
 def endpoint_status(client: Client, endpoint_id: str) -> dict[str, Any]:
