@@ -3,6 +3,7 @@ the stand-in web service and real endpoint processes running real engines."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,8 +258,10 @@ def test_killed_endpoint_fails_tasks_in_flight_as_lost(
     )
     federation.submit("sleep_then", 60, "never")
     federation.submit("sleep_then", 60, "never")
+    deadline = time.monotonic() + 30
     while not all(r.remote_id for r in federation.in_flight()):
-        pass  # both accepted by the service
+        assert time.monotonic() < deadline, "the service never accepted the tasks"
+        time.sleep(0.05)
     endpoint.kill()
     results = [_result(federation, timeout=30) for _ in range(2)]
     for result in results:

@@ -68,3 +68,30 @@ def test_hops_and_summary_from_stamps() -> None:
     assert (counts[0].succeeded, counts[0].failed) == (1, 1)
     assert {row.hop for row in stats} >= {"link_out", "compute", "round_trip"}
     assert all(row.count == 1 for row in stats)
+
+
+def test_engine_transitions_take_the_workers_host_and_may_be_absent() -> None:
+    from globus_compute_common.messagepack.message_types import TaskTransition
+    from globus_compute_common.tasks import ActorName
+    from globus_compute_common.tasks import TaskState
+
+    from colmena_fx.transports.gcformat import stamp_transitions
+
+    result = Result(method="m", site="far")
+    stamp_transitions(None, result)  # an older endpoint sends none: nothing stamped
+    assert result.timeline.events == []
+    result.stamp(Stamp.WORKER_STARTED, host="node7", time_ns=20)
+    transitions = [
+        TaskTransition(timestamp=10, state=TaskState.EXEC_START,
+                       actor=ActorName.WORKER),
+        TaskTransition(timestamp=30, state=TaskState.EXEC_END,
+                       actor=ActorName.WORKER),
+        TaskTransition(timestamp=5, state=TaskState.RUNNING,
+                       actor=ActorName.MANAGER),
+    ]  # fmt: skip
+    stamp_transitions(transitions, result)
+    started = result.timeline.get(Stamp.EXECUTION_STARTED)
+    ended = result.timeline.get(Stamp.EXECUTION_ENDED)
+    assert started == (Stamp.EXECUTION_STARTED, 10, "node7")
+    assert ended == (Stamp.EXECUTION_ENDED, 30, "node7")
+    assert len(result.timeline.events) == 3
