@@ -1,9 +1,9 @@
 # Two entry points for a fresh Debian machine: `make demo` and `make test`.
 # Each installs what it needs: a .venv with the package and its test tools, and,
 # when run as root, the Debian packages the tests start (RabbitMQ for the Globus
-# Compute stand-in).
+# Compute stand-in, Chromium to check that run reports render).
 PYTHON ?= python3
-DEBIAN_PACKAGES := rabbitmq-server
+DEBIAN_PACKAGES := rabbitmq-server chromium
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -115,21 +115,79 @@ def _endpoint_list(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    """Print task counts and per-hop latency of a finished run from its journal."""
+    """Print task counts, per-hop latency and clock offsets of a finished run."""
     from rich.console import Console
 
     from colmena_fx.journal import JOURNAL_NAME
-    from colmena_fx.journal import final_records
-    from colmena_fx.latency.stats import summarize
-    from colmena_fx.latency.table import latency_table
+    from colmena_fx.latency.export import export
+    from colmena_fx.latency.recorder import LatencyRecorder
+    from colmena_fx.latency.table import run_tables
 
     if not (args.run_dir / JOURNAL_NAME).exists():
         print(f"error: {args.run_dir} has no {JOURNAL_NAME}; pass a run directory",
               file=sys.stderr)  # fmt: skip
         return 2
-    records = final_records(args.run_dir)
-    Console().print(latency_table(*summarize(records), title=f"Run {args.run_dir}"))
+    recorder = LatencyRecorder.from_run(args.run_dir)
+    console = Console()
+    for table in run_tables(recorder, title=f"Run {args.run_dir}"):
+        console.print(table)
+    if args.export:
+        for path in export(recorder, args.run_dir / "latency"):
+            console.print(f"wrote {path}", highlight=False)
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Write a run's HTML report (plots embedded, PNGs beside it)."""
+    from colmena_fx.report import write_report
+
+    print(f"wrote {write_report(args.run_dir, args.out)}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """Measure every site with echo tasks and print them side by side."""
+    import json
+
+    from rich.console import Console
+
+    from colmena_fx.latency.table import offsets_table
+    from colmena_fx.probe import DEFAULT_SIZES
+    from colmena_fx.probe import parse_size
+    from colmena_fx.probe import probe_federation
+    from colmena_fx.probe import probe_tables
+
+    sizes = (
+        [parse_size(text) for text in args.sizes.split(",")]
+        if args.sizes
+        else list(DEFAULT_SIZES)
+    )
+    console = Console(stderr=args.json)  # with --json, stdout holds the JSON alone
+    report = probe_federation(
+        args.federation,
+        sizes=sizes,
+        repeats=args.repeats,
+        modes=args.modes.split(","),
+        sites=args.sites.split(",") if args.sites else None,
+        run_dir=args.run_dir,
+        timeout_s=args.timeout,
+        on_progress=lambda line: console.print(line, highlight=False),
+        live=console,
+    )
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        for table in probe_tables(report):
+            console.print(table)
+        if report.offsets:
+            console.print(offsets_table(report.offsets))
+        console.print(
+            f"Timelines in {report.run_dir} (journal.jsonl; latency/*.csv, *.parquet)",
+            highlight=False,
+        )
+    for site, why in report.unreachable.items():
+        console.print(f"[red]site {site} did not answer:[/] {why}", highlight=False)
+    return 1 if report.unreachable else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -182,9 +240,48 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--force", action="store_true", help="log in again anyway")
     login.set_defaults(handler=_login)
 
+    probe = commands.add_parser(
+        "probe", help="measure every site of a federation with echo tasks"
+    )
+    probe.add_argument("federation", type=Path, metavar="FEDERATION_FILE")
+    probe.add_argument(
+        "--sizes", default="",
+        help="payload sizes, comma-separated (default: 0,1KB,1MB,8MB)",
+    )  # fmt: skip
+    probe.add_argument(
+        "-n", "--repeats", type=int, default=10,
+        help="tasks per site, size and mode (default: %(default)s)",
+    )  # fmt: skip
+    probe.add_argument(
+        "--modes", default="serial,burst",
+        help="serial (one in flight) and/or burst (default: %(default)s)",
+    )  # fmt: skip
+    probe.add_argument("--sites", default="", help="only these sites, comma-separated")
+    probe.add_argument(
+        "--timeout", type=float, default=120.0,
+        help="seconds to wait for one echo before giving up on a site",
+    )  # fmt: skip
+    probe.add_argument(
+        "--run-dir", type=Path, default=None,
+        help="parent of the run directory (default: the federation's run_dir)",
+    )  # fmt: skip
+    probe.add_argument("--json", action="store_true", help="print the table as JSON")
+    probe.set_defaults(handler=_probe)
+
     summary = commands.add_parser("summary", help="per-hop latency table of a run")
     summary.add_argument("run_dir", type=Path)
+    summary.add_argument(
+        "--export", action="store_true",
+        help="also write the tables as CSV and Parquet under RUN_DIR/latency",
+    )  # fmt: skip
     summary.set_defaults(handler=_summary)
+
+    report = commands.add_parser(
+        "report", help="an HTML report of a run, plots included, in one file"
+    )
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--out", type=Path, help="default: RUN_DIR/report")
+    report.set_defaults(handler=_report)
     return parser
 
 

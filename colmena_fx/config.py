@@ -44,18 +44,48 @@ class LocalLinkConfig(_Strict):
     heartbeat_timeout_s: float = Field(default=15.0, gt=0)
     #: Seconds to wait for the endpoint process and its engine to come up.
     start_timeout_s: float = Field(default=60.0, gt=0)
+    #: With `link: tcp`, the port to listen on; unset, a free one is chosen.
+    tcp_port: int | None = Field(default=None, ge=1, le=65535)
+    #: With `link: tcp`, `host:port` the client connects to instead of the
+    #: endpoint's own port: the local end of an SSH tunnel, or a proxy. The link
+    #: stays encrypted and authenticated end to end; the middle only forwards bytes.
+    connect_via: str | None = None
+    #: Extra environment variables for the endpoint process, its engine and its
+    #: workers (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ...).
+    env: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tcp_host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
-        if value not in {"127.0.0.1", "localhost", "::1"} and not value.startswith(
-            "127."
-        ):
-            raise ValueError(
-                f"tcp_host must be a loopback address (127.0.0.0/8 or ::1), got "
-                f"{value!r}: a local site is never exposed beyond this machine"
-            )
+        return _loopback(value, "tcp_host")
+
+    @field_validator("connect_via")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"connect_via must be 'host:port', got {value!r}")
+        _loopback(host.strip("[]"), "connect_via")
         return value
+
+    @model_validator(mode="after")
+    def _tcp_settings_need_tcp(self) -> LocalLinkConfig:
+        if self.link != "tcp":
+            for key in ("tcp_port", "connect_via"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} needs 'link: tcp' (the link is ipc)")
+        return self
+
+
+def _loopback(value: str, key: str) -> str:
+    if value not in {"127.0.0.1", "localhost", "::1"} and not value.startswith("127."):
+        raise ValueError(
+            f"{key} must be a loopback address (127.0.0.0/8 or ::1), got "
+            f"{value!r}: a local site is never exposed beyond this machine"
+        )
+    return value
 
 
 class GlobusLinkConfig(_Strict):
@@ -177,6 +207,10 @@ class FederationConfig(_Strict):
     methods: dict[str, MethodRoute] = Field(default_factory=dict)
     #: Parent directory of per-run directories (journal, endpoint logs).
     run_dir: Path = Path("runs")
+    #: `estimate`: correct remote stamps by the clock offsets estimated from each
+    #: task's round trip; `synchronized`: the sites' clocks are known to agree
+    #: (PTP, a good NTP) and stamps are taken as they are.
+    clocks: Literal["estimate", "synchronized"] = "estimate"
     source: Path | None = Field(default=None, exclude=True)
 
 

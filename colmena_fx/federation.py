@@ -30,6 +30,8 @@ from colmena_fx.exceptions import FederationNotRunningError
 from colmena_fx.exceptions import UnknownMethodError
 from colmena_fx.exceptions import UnknownSiteError
 from colmena_fx.journal import Journal
+from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.models import HOST
 from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result
@@ -77,6 +79,8 @@ class Federation:
         self._in_flight_lock = threading.Lock()
         self._running = False
         self.journal: Journal | None = None
+        #: Clock offsets and per-hop latency of the current (or last) run.
+        self.latency = LatencyRecorder(synchronized=config.clocks == "synchronized")
 
     @classmethod
     def from_file(
@@ -129,6 +133,10 @@ class Federation:
         self.run_dir = _new_run_dir(self._run_dir_parent, self.config.name)
         self.journal = Journal(self.run_dir)
         self.journal.start()
+        self.journal.record("run", self._run_record())
+        self.latency = LatencyRecorder(
+            synchronized=self.config.clocks == "synchronized"
+        )
         for name, site in self.sites.items():
             self.transports[name] = make_transport(
                 site,
@@ -148,6 +156,15 @@ class Federation:
         self._running = True
         log.info("federation %s running in %s", self.config.name, self.run_dir)
         return self
+
+    def _run_record(self) -> dict[str, Any]:
+        """What a report needs to know about the run besides its tasks."""
+        return {
+            "federation": self.config.name,
+            "client_host": HOST,
+            "clocks": self.config.clocks,
+            "sites": {name: site.transport for name, site in self.sites.items()},
+        }
 
     def stop(self) -> None:
         """Stop every site; tasks still in flight are delivered as failures."""
@@ -267,6 +284,7 @@ class Federation:
             self._in_flight.pop(result.task_id, None)
         if self.journal is not None:
             self.journal.record("completed", _brief(result))
+        self.latency.completed(result)
         self._topic(result.topic).put(result)
 
     def _should_retry(self, result: Result) -> bool:
@@ -293,11 +311,25 @@ class Federation:
             result = self._topic(topic).get(timeout=timeout)
         except queue.Empty:
             return None
-        result.stamp(Stamp.DELIVERED)
+        delivered = result.stamp(Stamp.DELIVERED)
         result.inputs = b""  # the caller has them; keep the record small
         if self.journal is not None:
             self.journal.record_result("delivered", result)
+        self.latency.stamped(result.task_id, Stamp.DELIVERED, delivered.time_ns)
         return result
+
+    def processed(self, result: Result) -> None:
+        """The thinker is done with `result`: stamps the end of its `thinker` hop.
+
+        Result processors of a `BaseThinker` call this on return; call it yourself
+        when you drive `get_result` by hand and want that hop measured.
+        """
+        event = result.stamp(Stamp.PROCESSED)
+        if self.journal is not None:
+            self.journal.record(
+                "processed", {"task_id": result.task_id, "time_ns": event.time_ns}
+            )
+        self.latency.stamped(result.task_id, Stamp.PROCESSED, event.time_ns)
 
     # -- state -----------------------------------------------------------------------
 

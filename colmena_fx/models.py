@@ -45,6 +45,8 @@ class Stamp(StrEnum):
     RECEIVED = "received"
     DESERIALIZED = "deserialized"
     DELIVERED = "delivered"
+    # thinker: its result processor returned
+    PROCESSED = "processed"
 
 
 class Event(NamedTuple):

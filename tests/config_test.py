@@ -77,6 +77,32 @@ def test_nested_schema_error_names_the_dotted_key(tmp_path: Path) -> None:
         load_site(path)
 
 
+@pytest.mark.parametrize(
+    ("local", "message"),
+    [
+        ({"connect_via": "127.0.0.1:5000"}, r"'local':.*connect_via needs 'link: tcp'"),
+        ({"tcp_port": 5000}, r"tcp_port needs 'link: tcp'"),
+        ({"link": "tcp", "connect_via": "10.0.0.1:22"}, r"connect_via must be a loop"),
+        ({"link": "tcp", "connect_via": "127.0.0.1"}, r"must be 'host:port'"),
+        ({"link": "tcp", "tcp_port": 70000}, r"local.tcp_port"),
+    ],
+)  # fmt: skip
+def test_link_settings_that_cannot_work_are_refused(
+    tmp_path: Path, local: dict[str, object], message: str
+) -> None:
+    path = write_site(tmp_path, "x", PROCESS_POOL, local=local)
+    with pytest.raises(ConfigError, match=message):
+        load_site(path)
+
+
+def test_link_settings_that_work(tmp_path: Path) -> None:
+    local = {"link": "tcp", "tcp_port": 5000, "connect_via": "[::1]:6000",
+             "env": {"OMP_NUM_THREADS": "1"}}  # fmt: skip
+    site = load_site(write_site(tmp_path, "x", PROCESS_POOL, local=local))
+    assert site.local.connect_via == "[::1]:6000"
+    assert site.local.env == {"OMP_NUM_THREADS": "1"}
+
+
 def test_engine_without_type(tmp_path: Path) -> None:
     path = write_site(tmp_path, "x", {"max_workers": 2})
     with pytest.raises(ConfigError, match=r"key 'engine'.*needs a 'type'"):

@@ -35,6 +35,7 @@ def test_values_round_trip_with_every_event_stamped(cpu_federation: Federation) 
     assert result.site == "cpu"
     np.testing.assert_array_equal(result.value["x"], array)
     assert result.value["label"] == "é"
+    cpu_federation.processed(result)  # what a thinker's result processor does
     names = [event.name for event in result.timeline.events]
     for stamp in Stamp:
         assert stamp.value in names, f"{stamp} missing from {names}"

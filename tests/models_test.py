@@ -7,8 +7,6 @@ import pytest
 
 from colmena_fx import serialize
 from colmena_fx.exceptions import SerializationError
-from colmena_fx.latency.hops import hop_durations
-from colmena_fx.latency.stats import summarize
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.worker import execute
@@ -55,19 +53,6 @@ def test_worker_shim_stamps_in_order_and_captures_failures() -> None:
     assert not failed.success and failed.failure is not None
     assert failed.failure["exception_type"] == "ValueError"
     assert "inner_helper" in failed.failure["traceback"]
-
-
-def test_hops_and_summary_from_stamps() -> None:
-    result = Result(method="m", site="s", success=True)
-    for offset, stamp in enumerate(Stamp):
-        result.stamp(stamp, time_ns=1_000_000 * offset)
-    durations = hop_durations(result.timeline.events)
-    assert durations["compute"] == pytest.approx(0.001)
-    assert durations["total"] == pytest.approx(0.001 * (len(Stamp) - 1))
-    counts, stats = summarize([result, Result(method="m", site="s", success=False)])
-    assert (counts[0].succeeded, counts[0].failed) == (1, 1)
-    assert {row.hop for row in stats} >= {"link_out", "compute", "round_trip"}
-    assert all(row.count == 1 for row in stats)
 
 
 def test_engine_transitions_take_the_workers_host_and_may_be_absent() -> None:

@@ -55,7 +55,7 @@ class EndpointProcess:
         if site_file is None:  # built in Python: give the child a file to read
             site_file = self.run_dir / "site.json"
             site_file.write_text(self.site.model_dump_json(indent=2))
-        env = dict(os.environ)
+        env = {**os.environ, **self.site.local.env}
         # The engine launches its interchange and workers by command name.
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         # A local site shares this machine: its workers import the same modules

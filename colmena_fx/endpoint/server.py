@@ -28,6 +28,7 @@ from globus_compute_endpoint.engines.base import GCFuture
 
 from colmena_fx.config import SiteConfig
 from colmena_fx.endpoint import wire
+from colmena_fx.exceptions import ConfigError
 from colmena_fx.models import HOST
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,16 @@ class EmbeddedEndpoint:
             bracketed = f"[{host}]" if ":" in host else host
             if ":" in host:
                 self._router.ipv6 = True
+            if link.tcp_port is not None:
+                address = f"tcp://{bracketed}:{link.tcp_port}"
+                try:
+                    self._router.bind(address)
+                except zmq.ZMQError as exc:
+                    raise ConfigError(
+                        f"{self.site.source or self.site.name}: key 'local.tcp_port': "
+                        f"cannot listen on {address}: {exc}"
+                    ) from None
+                return address
             port = self._router.bind_to_random_port(f"tcp://{bracketed}")
             return f"tcp://{bracketed}:{port}"
         # A private directory: only this user can reach the socket file.

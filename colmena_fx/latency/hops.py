@@ -1,67 +1,117 @@
 """The named hops of a task's timeline, defined once from the event names.
 
-A hop is the time between two stamps. When a hop's two stamps come from different
-hosts its raw duration mixes in the offset between their clocks; `crosses_clocks`
-marks those, so reports can say which numbers need clock correction.
+A task passes a fixed chain of stamps, client to worker and back. A hop is the
+time between two consecutive stamps of that chain. Transports stamp what they can
+see: the Globus Compute service hides when the endpoint received and sent a task,
+so those stamps are missing, and the hops on both sides of a missing stamp merge
+into one wider hop named after both (`link_out+endpoint_queue`) rather than being
+guessed.
+
+Stamps of the client's own process are in the client's clock; every other stamp is
+in the clock of the remote host that made it (see `clocks`).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from colmena_fx.models import Stamp
+
+#: The chain of stamps a task can meet, in order.
+CHAIN: tuple[Stamp, ...] = (
+    Stamp.CREATED,
+    Stamp.SERIALIZED,
+    Stamp.SENT,
+    Stamp.ENDPOINT_RECEIVED,
+    Stamp.EXECUTION_STARTED,
+    Stamp.WORKER_STARTED,
+    Stamp.COMPUTE_STARTED,
+    Stamp.COMPUTE_ENDED,
+    Stamp.WORKER_ENDED,
+    Stamp.EXECUTION_ENDED,
+    Stamp.ENDPOINT_SENT,
+    Stamp.RECEIVED,
+    Stamp.DESERIALIZED,
+    Stamp.DELIVERED,
+    Stamp.PROCESSED,
+)
+
+#: The hop that ends at each stamp of `CHAIN` (after the first), in order.
+HOP_NAMES: tuple[str, ...] = (
+    "serialize",  # arguments to bytes, in the submitting thread
+    "client_queue",  # handed to the transport until sent on the wire
+    "link_out",  # client to endpoint
+    "endpoint_queue",  # in the endpoint and its engine until a worker takes it
+    "worker_start",  # the engine unpacks the task on the worker
+    "input_resolve",  # the shim deserializes (and resolves) the inputs
+    "compute",  # the user function
+    "result_serialize",  # the value to bytes on the worker
+    "worker_return",  # the engine packs the result on the worker
+    "endpoint_return",  # through the engine and endpoint until sent back
+    "link_back",  # endpoint to client
+    "deserialize",  # the value from bytes, on the client
+    "delivery",  # waiting in the topic queue for the thinker
+    "thinker",  # the thinker's result processor
+)
+
+#: Stamps made by the client's own process, in the client's clock.
+CLIENT_STAMPS: frozenset[str] = frozenset(
+    stamp.value
+    for stamp in (
+        Stamp.CREATED,
+        Stamp.SERIALIZED,
+        Stamp.SENT,
+        Stamp.RECEIVED,
+        Stamp.DESERIALIZED,
+        Stamp.DELIVERED,
+        Stamp.PROCESSED,
+    )
+)
+
+POSITION: dict[str, int] = {stamp.value: i for i, stamp in enumerate(CHAIN)}
 
 
 @dataclass(frozen=True)
 class Hop:
-    name: str
-    start: str
-    end: str
-    #: Stamped by two different processes, possibly on two hosts.
-    crosses_clocks: bool = False
+    """The time from stamp `CHAIN[first]` to stamp `CHAIN[last]`."""
+
+    first: int
+    last: int
+
+    @property
+    def name(self) -> str:
+        return "+".join(HOP_NAMES[self.first : self.last])
+
+    @property
+    def start(self) -> str:
+        return CHAIN[self.first].value
+
+    @property
+    def end(self) -> str:
+        return CHAIN[self.last].value
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return self.first, self.last
 
 
-HOPS: tuple[Hop, ...] = (
-    Hop("serialize", Stamp.CREATED, Stamp.SERIALIZED),
-    Hop("client_send", Stamp.SERIALIZED, Stamp.SENT),
-    Hop("link_out", Stamp.SENT, Stamp.ENDPOINT_RECEIVED, crosses_clocks=True),
-    Hop(
-        "endpoint_queue",
-        Stamp.ENDPOINT_RECEIVED,
-        Stamp.WORKER_STARTED,
-        crosses_clocks=True,
-    ),
-    Hop("input_resolve", Stamp.WORKER_STARTED, Stamp.COMPUTE_STARTED),
-    Hop("compute", Stamp.COMPUTE_STARTED, Stamp.COMPUTE_ENDED),
-    Hop("result_serialize", Stamp.COMPUTE_ENDED, Stamp.WORKER_ENDED),
-    Hop(
-        "endpoint_return", Stamp.WORKER_ENDED, Stamp.ENDPOINT_SENT, crosses_clocks=True
-    ),
-    Hop("link_back", Stamp.ENDPOINT_SENT, Stamp.RECEIVED, crosses_clocks=True),
-    Hop("deserialize", Stamp.RECEIVED, Stamp.DESERIALIZED),
-    Hop("delivery", Stamp.DESERIALIZED, Stamp.DELIVERED),
-)
+def hops_between(present: Sequence[int]) -> list[Hop]:
+    """The hops of a task that has the stamps at `present` positions of `CHAIN`.
 
-#: Whole-task spans, always measured within the client's own clock.
-SPANS: tuple[Hop, ...] = (
-    Hop("round_trip", Stamp.SENT, Stamp.RECEIVED),
-    Hop("total", Stamp.CREATED, Stamp.DELIVERED),
-)
+    Consecutive present stamps bound one hop each; whatever lies between them
+    (missing stamps) merges into it.
+    """
+    ordered = sorted(present)
+    return [Hop(a, b) for a, b in itertools.pairwise(ordered)]
 
 
-def _times(events: list[Any]) -> dict[str, int]:
-    """Event name -> time_ns from `Event`s or journal lists (the last one wins)."""
-    return {event[0]: event[1] for event in events}
+#: Whole-task spans, each measured within the client's own clock.
+SPANS: dict[str, tuple[Stamp, Stamp]] = {
+    "round_trip": (Stamp.SENT, Stamp.RECEIVED),
+    "total": (Stamp.CREATED, Stamp.DELIVERED),
+}
 
-
-def hop_durations(
-    events: list[Any], hops: tuple[Hop, ...] = HOPS + SPANS
-) -> dict[str, float]:
-    """Seconds spent in each hop whose two stamps are both present (raw clocks)."""
-    times = _times(events)
-    durations = {}
-    for hop in hops:
-        if hop.start in times and hop.end in times:
-            durations[hop.name] = (times[hop.end] - times[hop.start]) / 1e9
-    return durations
+#: Every hop name a full chain can have, then the spans, in display order.
+ALL_HOP_NAMES: tuple[str, ...] = (*HOP_NAMES, *SPANS)

@@ -1,17 +1,39 @@
-"""Per site x method x hop statistics over finished tasks."""
+"""Per-task hop durations on corrected clocks, and their statistics per group.
+
+A hop whose two stamps come from different clocks carries the sum of both clocks'
+uncertainties; a hop within one clock carries none. Statistics cover successful
+tasks only: a failed task's hops stop short.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from colmena_fx.latency.hops import HOPS
+from colmena_fx.latency.hops import CHAIN
+from colmena_fx.latency.hops import POSITION
 from colmena_fx.latency.hops import SPANS
-from colmena_fx.latency.hops import hop_durations
+from colmena_fx.latency.hops import hops_between
+from colmena_fx.latency.timelines import CorrectedTimes
+
+GROUP_KEYS = ("site", "method", "topic")
+
+
+@dataclass(frozen=True)
+class HopTable:
+    """One row per (successful task, hop): the long form pandas users want."""
+
+    task: np.ndarray  # row index into CorrectedTimes.tasks
+    hop: list[str]
+    #: (first, last) positions in CHAIN, for display order; spans sort last.
+    order: list[tuple[int, int]]
+    seconds: np.ndarray
+    #: +- of `seconds` from clock correction; 0 within one clock.
+    uncertainty_s: np.ndarray
+    crosses_clocks: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -22,7 +44,11 @@ class HopStats:
     count: int
     median_s: float
     p95_s: float
+    p99_s: float
     mean_s: float
+    #: The largest correction uncertainty among the samples (0 within one clock).
+    uncertainty_s: float
+    crosses_clocks: bool
 
 
 @dataclass(frozen=True)
@@ -33,49 +59,92 @@ class TaskCounts:
     failed: int
 
 
-def _record(task: Any) -> tuple[str, str, bool, list[Any]]:
-    if isinstance(task, dict):
-        return (
-            task["site"] or "?",
-            task["method"],
-            bool(task["success"]),
-            task["timeline"]["events"],
-        )
-    return task.site or "?", task.method, bool(task.success), task.timeline.events
+def hop_table(corrected: CorrectedTimes) -> HopTable:
+    """Every hop of every successful task, merged where stamps are missing."""
+    times, clocks, errors = corrected.times, corrected.clocks, corrected.uncertainty
+    present = ~np.isnan(times)
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for row, info in enumerate(corrected.tasks):
+        if info.success:
+            groups[tuple(np.flatnonzero(present[row]))].append(row)
+    spans = [(name, POSITION[a], POSITION[b]) for name, (a, b) in SPANS.items()]
+    task, names, order, seconds, errs, crossing = [], [], [], [], [], []
+    for positions, rows_list in groups.items():
+        rows = np.asarray(rows_list)
+        pieces: list[tuple[str, tuple[int, int], int, int]] = [
+            (hop.name, hop.order, hop.first, hop.last)
+            for hop in hops_between(positions)
+        ]
+        pieces += [
+            (name, (len(CHAIN) + i, 0), a, b)
+            for i, (name, a, b) in enumerate(spans)
+            if a in positions and b in positions
+        ]
+        for name, key, a, b in pieces:
+            crosses = clocks[rows, a] != clocks[rows, b]
+            task.append(rows)
+            names.extend([name] * len(rows))
+            order.extend([key] * len(rows))
+            seconds.append(times[rows, b] - times[rows, a])
+            errs.append(np.where(crosses, errors[rows, a] + errors[rows, b], 0.0))
+            crossing.append(crosses)
+    if not task:
+        empty = np.zeros(0)
+        return HopTable(empty.astype(int), [], [], empty, empty, empty.astype(bool))
+    return HopTable(
+        np.concatenate(task),
+        names,
+        order,
+        np.concatenate(seconds),
+        np.concatenate(errs),
+        np.concatenate(crossing),
+    )
 
 
-def summarize(tasks: Iterable[Any]) -> tuple[list[TaskCounts], list[HopStats]]:
-    """Counts and hop statistics from `Result`s or journal records (`final_records`).
-
-    Hop statistics cover successful tasks only: a failed task's hops stop short.
-    """
+def task_counts(corrected: CorrectedTimes) -> list[TaskCounts]:
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    samples: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    for task in tasks:
-        site, method, success, events = _record(task)
-        counts[site, method][0 if success else 1] += 1
-        if not success:
-            continue
-        for hop, seconds in hop_durations(events).items():
-            samples[site, method, hop].append(seconds)
-    order = {hop.name: i for i, hop in enumerate(HOPS + SPANS)}
+    for info in corrected.tasks:
+        counts[info.site, info.method][0 if info.success else 1] += 1
+    return [TaskCounts(s, m, ok, bad) for (s, m), (ok, bad) in sorted(counts.items())]
+
+
+def summarize_hops(
+    corrected: CorrectedTimes, table: HopTable, by: Sequence[str] = ("site", "method")
+) -> list[HopStats]:
+    """Statistics per group (`by`: any of site, method, topic) and hop.
+
+    Groups not split by a key show '*' for it.
+    """
+    unknown = set(by) - set(GROUP_KEYS)
+    if unknown:
+        raise ValueError(f"cannot group by {sorted(unknown)}: use {GROUP_KEYS}")
+    samples: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    orders: dict[str, tuple[int, int]] = {}
+    for i, (row, name) in enumerate(zip(table.task, table.hop, strict=True)):
+        info = corrected.tasks[row]
+        site = info.site if "site" in by else "*"
+        method = info.method if "method" in by else "*"
+        if "topic" in by:
+            method = f"{method}/{info.topic}"
+        samples[site, method, name].append(i)
+        orders.setdefault(name, table.order[i])
     stats = []
-    for (site, method, hop), values in sorted(
-        samples.items(), key=lambda item: (item[0][0], item[0][1], order[item[0][2]])
+    for (site, method, name), indices in sorted(
+        samples.items(), key=lambda item: (item[0][0], item[0][1], orders[item[0][2]])
     ):
-        array = np.asarray(values)
+        values = table.seconds[indices]
         stats.append(
             HopStats(
                 site=site,
                 method=method,
-                hop=hop,
+                hop=name,
                 count=len(values),
-                median_s=float(np.median(array)),
-                p95_s=float(np.percentile(array, 95)),
-                mean_s=float(array.mean()),
+                median_s=float(np.median(values)),
+                p95_s=float(np.percentile(values, 95)),
+                p99_s=float(np.percentile(values, 99)),
+                mean_s=float(values.mean()),
+                uncertainty_s=float(table.uncertainty_s[indices].max()),
+                crosses_clocks=bool(table.crosses_clocks[indices].any()),
             )
         )
-    task_counts = [
-        TaskCounts(s, m, ok, bad) for (s, m), (ok, bad) in sorted(counts.items())
-    ]
-    return task_counts, stats
+    return stats

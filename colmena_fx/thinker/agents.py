@@ -65,6 +65,7 @@ def result_processor(
                 result = thinker.federation.get_result(topic, timeout=REACTION_S)
                 if result is not None:
                     method(thinker, result)
+                    thinker.federation.processed(result)
 
         return _mark(loop, startup=False)
 

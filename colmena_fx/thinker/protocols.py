@@ -24,3 +24,6 @@ class TaskClient(Protocol):
     def get_result(
         self, topic: str = "default", timeout: float | None = None
     ) -> Result | None: ...
+
+    def processed(self, result: Result) -> None:
+        """Called once a result processor has returned: the thinker hop ends."""

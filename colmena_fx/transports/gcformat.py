@@ -141,10 +141,11 @@ def stamp_transitions(transitions: list[Any] | None, result: Result) -> None:
     """Stamp the engine's task transitions, in the clock of the worker that ran it.
 
     The engine stamps them around the shim on the same worker, so they take the
-    worker's host; a task that never reached the shim keeps the site's name.
+    worker's host; for a task that never reached the shim that host is unknown
+    (""), and clock correction leaves those stamps out.
     """
     worker = result.timeline.get(Stamp.WORKER_STARTED)
-    host = worker.host if worker is not None else result.site or ""
+    host = worker.host if worker is not None else ""
     for transition in transitions or ():
         name = _TRANSITIONS.get(getattr(transition.state, "value", transition.state))
         if name is not None:

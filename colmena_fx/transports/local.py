@@ -82,9 +82,11 @@ class LocalTransport:
         sock.curve_publickey = info.client_public_key.encode()
         sock.curve_secretkey = info.client_secret_key.encode()
         sock.linger = 0
-        if info.address.startswith("tcp://["):
+        via = self.config.local.connect_via
+        address = f"tcp://{via}" if via else info.address
+        if address.startswith("tcp://["):
             sock.ipv6 = True
-        sock.connect(info.address)
+        sock.connect(address)
         return sock
 
     def stop(self) -> None:

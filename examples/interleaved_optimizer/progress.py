@@ -1,10 +1,11 @@
-"""How the campaign shows its progress: a live bar on a terminal, lines elsewhere.
+"""How the campaign shows its progress: a live display on a terminal, lines elsewhere.
 
 A campaign runs for a while with nothing else to look at, so on a terminal it keeps
-one live line (simulations done, best value, retrainings). In a log file, a CI job
-or under `--quiet`, a redrawn bar is noise, so the same facts come out as one plain
-line every few simulations. The thinker calls `update` from its own threads; both
-reporters are safe to call from any thread.
+one live bar (simulations done, best value, retrainings) above the federation's
+site panel (`colmena_fx.live`: tasks in flight, done, failed, round trips per
+site). In a log file, a CI job or under `--quiet`, a redrawn display is noise, so
+the same facts come out as one plain line every few simulations. The thinker calls
+`update` from its own threads; both reporters are safe to call from any thread.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Protocol
 
 from rich.console import Console
@@ -21,6 +23,11 @@ from rich.progress import Progress
 from rich.progress import TaskID
 from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
+
+from colmena_fx.live import LiveView
+
+if TYPE_CHECKING:
+    from colmena_fx.federation import Federation
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,13 @@ class LineReporter:
 
 
 class BarReporter:
-    """A live progress bar, redrawn in place on a terminal."""
+    """A progress bar and the site panel, redrawn in place on a terminal.
 
-    def __init__(self, console: Console, budget: int) -> None:
+    Rich draws one live display per console, so the bar has none of its own
+    (`auto_refresh=False`, never started): the `LiveView` draws it with the panel.
+    """
+
+    def __init__(self, console: Console, budget: int, federation: Federation) -> None:
         self._progress = Progress(
             TextColumn("simulations"),
             BarColumn(),
@@ -87,18 +98,19 @@ class BarReporter:
             TextColumn("{task.fields[failed]}"),
             TimeElapsedColumn(),
             console=console,
-            transient=False,
+            auto_refresh=False,
         )
         self._task: TaskID = self._progress.add_task(
             "simulations", total=budget, best="-", retrains=0, failed=""
         )
+        self._view = LiveView(federation, console, extra=self._progress)
 
     def __enter__(self) -> BarReporter:
-        self._progress.start()
+        self._view.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        self._view.__exit__(*exc)
 
     def update(self, snapshot: Snapshot) -> None:
         self._progress.update(
@@ -110,8 +122,10 @@ class BarReporter:
         )
 
 
-def make_reporter(console: Console, budget: int, quiet: bool) -> Reporter:
-    """A live bar on an interactive terminal unless `quiet`; plain lines otherwise."""
+def make_reporter(
+    console: Console, budget: int, quiet: bool, federation: Federation
+) -> Reporter:
+    """A live display on an interactive terminal unless `quiet`; lines otherwise."""
     if quiet or not console.is_terminal:
         return LineReporter(console)
-    return BarReporter(console, budget)
+    return BarReporter(console, budget, federation)

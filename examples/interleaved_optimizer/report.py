@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from colmena_fx.journal import final_records
-from colmena_fx.latency.stats import summarize
-from colmena_fx.latency.table import latency_table
+from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.latency.table import run_tables
 from examples.interleaved_optimizer.thinker import InterleavedOptimizer
 
 #: The campaign's own record, written beside the journal in the run directory.
@@ -65,7 +64,8 @@ def print_report(
 ) -> None:
     """Print the latency table, the best point, utilization and the run directory."""
     console.print()
-    console.print(latency_table(*summarize(final_records(run_dir))))
+    for table in run_tables(LatencyRecorder.from_run(run_dir)):
+        console.print(table)
     console.print()
 
     if math.isfinite(thinker.best_y):

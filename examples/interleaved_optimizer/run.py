@@ -24,7 +24,6 @@ from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.federation import Federation
 from examples.interleaved_optimizer.functions import DEFAULT_COST_S
 from examples.interleaved_optimizer.functions import DEFAULT_DIM
-from examples.interleaved_optimizer.progress import Reporter
 from examples.interleaved_optimizer.progress import make_reporter
 from examples.interleaved_optimizer.report import HISTORY_NAME
 from examples.interleaved_optimizer.report import print_report
@@ -85,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--quiet", action="store_true",
-        help="no live progress bar: a plain line every 10 simulations",
+        help="no live display: a plain line every 10 simulations",
     )  # fmt: skip
     return parser
 
@@ -137,7 +136,7 @@ def _settings(args: argparse.Namespace, federation: Federation) -> Settings:
 
 
 def _campaign(
-    args: argparse.Namespace, console: Console, reporter: Reporter
+    args: argparse.Namespace, console: Console
 ) -> tuple[InterleavedOptimizer, Path]:
     """Start the sites, run the thinker to the end, stop the sites."""
     start = time.monotonic()
@@ -157,6 +156,7 @@ def _campaign(
             highlight=False,
             soft_wrap=True,
         )
+        reporter = make_reporter(console, args.budget, args.quiet, federation)
         thinker = InterleavedOptimizer(federation, settings, reporter.update)
         with reporter:
             try:
@@ -173,11 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check(parser, args)
     console = _console()
-    reporter = make_reporter(console, args.budget, args.quiet)
     _configure_logging(console, live=not args.quiet and console.is_terminal)
     start = time.monotonic()
     try:
-        thinker, run_dir = _campaign(args, console, reporter)
+        thinker, run_dir = _campaign(args, console)
     except ColmenaFXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -91,6 +91,9 @@ class ThreadClient:
         except queue.Empty:
             return None
 
+    def processed(self, result: Result) -> None:
+        result.stamp(Stamp.PROCESSED)
+
     def shutdown(self) -> None:
         for pool in self.pools.values():
             pool.shutdown()

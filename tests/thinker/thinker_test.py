@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from colmena_fx.models import Result
+from colmena_fx.models import Stamp
 from colmena_fx.thinker import AgentError
 from colmena_fx.thinker import BaseThinker
 from colmena_fx.thinker import ResourceCounter
@@ -58,6 +59,9 @@ class InMemoryFederation:
             return self.topics[topic].get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def processed(self, result: Result) -> None:
+        result.stamp(Stamp.PROCESSED)
 
 
 def test_fake_is_a_task_client() -> None:

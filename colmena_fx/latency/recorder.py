@@ -1,0 +1,181 @@
+"""Everything a campaign learns about its latency, as its tasks finish.
+
+The federation owns one `LatencyRecorder` (`federation.latency`): each finished
+task feeds the clock-offset estimates and the timeline table, so statistics on
+corrected clocks are available at any moment of a run, and the same recorder is
+rebuilt from a run's journal afterwards (`from_run`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections import deque
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colmena_fx.journal import read_journal
+from colmena_fx.latency.clocks import ClockOffset
+from colmena_fx.latency.clocks import ClockSync
+from colmena_fx.latency.stats import HopStats
+from colmena_fx.latency.stats import HopTable
+from colmena_fx.latency.stats import TaskCounts
+from colmena_fx.latency.stats import hop_table
+from colmena_fx.latency.stats import summarize_hops
+from colmena_fx.latency.stats import task_counts
+from colmena_fx.latency.timelines import CorrectedTimes
+from colmena_fx.latency.timelines import TaskInfo
+from colmena_fx.latency.timelines import TimelineStore
+from colmena_fx.models import Result
+from colmena_fx.models import Stamp
+
+#: Round trips kept per site for the rolling percentiles of the live view.
+ROLLING = 200
+
+
+@dataclass(frozen=True)
+class SiteActivity:
+    """What one site has done so far, for a live view."""
+
+    site: str
+    done: int
+    failed: int
+    #: Over the last `ROLLING` round trips; None before the first.
+    round_trip_p50_s: float | None
+    round_trip_p95_s: float | None
+
+
+class LatencyRecorder:
+    """Clock offsets, task timelines and rolling figures of one campaign."""
+
+    def __init__(self, synchronized: bool = False) -> None:
+        self.clocks = ClockSync(synchronized=synchronized)
+        self.timelines = TimelineStore()
+        self._counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self._round_trips: dict[str, deque[float]] = defaultdict(
+            lambda: deque(maxlen=ROLLING)
+        )
+        self._lock = threading.Lock()
+
+    # -- feeding ---------------------------------------------------------------------
+
+    def completed(self, result: Result) -> None:
+        """A task finished (for good: not about to be retried)."""
+        site = result.site or "?"
+        self.add(_info(result), result.timeline.events)
+        sent, received = (
+            result.timeline.get(Stamp.SENT),
+            result.timeline.get(Stamp.RECEIVED),
+        )
+        with self._lock:
+            self._counts[site][0 if result.success else 1] += 1
+            if sent is not None and received is not None:
+                self._round_trips[site].append((received.time_ns - sent.time_ns) / 1e9)
+
+    def add(self, info: TaskInfo, events: Iterable[Any]) -> None:
+        """Learn from one task's events (live or read back from a journal)."""
+        events = list(events)
+        self.clocks.observe(info.site, events)
+        self.timelines.add(info, events)
+
+    def stamped(self, task_id: str, stamp: str, time_ns: int) -> None:
+        """A client stamp made after completion (delivered, processed)."""
+        self.timelines.amend(task_id, stamp, time_ns)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def activity(self) -> list[SiteActivity]:
+        with self._lock:
+            snapshot = {
+                site: (tuple(counts), list(self._round_trips[site]))
+                for site, counts in self._counts.items()
+            }
+        rows = []
+        for site, ((done, failed), trips) in sorted(snapshot.items()):
+            p50 = p95 = None
+            if trips:
+                p50, p95 = (float(v) for v in np.percentile(trips, [50, 95]))
+            rows.append(SiteActivity(site, done, failed, p50, p95))
+        return rows
+
+    def offsets(self) -> list[ClockOffset]:
+        return self.clocks.offsets()
+
+    def corrected(self) -> CorrectedTimes:
+        """Every task's stamps on the client's clock."""
+        return self.timelines.corrected(self.clocks)
+
+    def hops(self) -> tuple[CorrectedTimes, HopTable]:
+        corrected = self.corrected()
+        return corrected, hop_table(corrected)
+
+    def summary(self, by: Sequence[str] = ("site", "method")) -> list[HopStats]:
+        """Count, median, p95, p99, mean and uncertainty per group and hop."""
+        corrected, table = self.hops()
+        return summarize_hops(corrected, table, by=by)
+
+    def counts(self) -> list[TaskCounts]:
+        return task_counts(self.corrected())
+
+    # -- from a journal --------------------------------------------------------------
+
+    @classmethod
+    def from_records(
+        cls, records: Iterable[dict[str, Any]], synchronized: bool = False
+    ) -> LatencyRecorder:
+        """A recorder fed with journal records (`journal.final_records`)."""
+        recorder = cls(synchronized=synchronized)
+        for record in records:
+            recorder.add(_record_info(record), record["timeline"]["events"])
+        return recorder
+
+    @classmethod
+    def from_run(
+        cls, run_dir: Path, synchronized: bool | None = None
+    ) -> LatencyRecorder:
+        """The recorder of a finished run, from its journal.
+
+        `synchronized` defaults to what the run declared.
+        """
+        records: list[dict[str, Any]] = []
+        processed: list[tuple[str, int]] = []
+        declared = False
+        for entry in read_journal(run_dir):
+            event, task = entry["event"], entry["task"]
+            if event == "delivered":
+                records.append(task)
+            elif event == "processed":
+                processed.append((task["task_id"], task["time_ns"]))
+            elif event == "run":
+                declared = task.get("clocks") == "synchronized"
+        recorder = cls.from_records(
+            records, synchronized=declared if synchronized is None else synchronized
+        )
+        for task_id, time_ns in processed:
+            recorder.stamped(task_id, Stamp.PROCESSED, time_ns)
+        return recorder
+
+
+def _info(result: Result) -> TaskInfo:
+    return TaskInfo(
+        result.task_id,
+        result.site or "?",
+        result.method,
+        result.topic,
+        bool(result.success),
+    )
+
+
+def _record_info(record: dict[str, Any]) -> TaskInfo:
+    return TaskInfo(
+        record["task_id"],
+        record.get("site") or "?",
+        record["method"],
+        record.get("topic", "default"),
+        bool(record.get("success")),
+    )

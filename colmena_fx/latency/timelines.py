@@ -1,0 +1,151 @@
+"""A compact table of task timelines, and the same times on the client's clock.
+
+A long campaign finishes hundreds of thousands of tasks; keeping each timeline as
+Python objects would cost a kilobyte a task. Here a task is one row: the time of
+each stamp of `CHAIN` (int64 ns, or -1 where missing) and the index of the clock
+that stamped it, which is all that hop statistics and reports need.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colmena_fx.latency.clocks import ClockSync
+from colmena_fx.latency.hops import CHAIN
+from colmena_fx.latency.hops import CLIENT_STAMPS
+from colmena_fx.latency.hops import POSITION
+
+MISSING = -1
+#: The clock index of the client's own stamps.
+CLIENT_CLOCK = 0
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    task_id: str
+    site: str
+    method: str
+    topic: str
+    success: bool
+
+
+@dataclass(frozen=True)
+class CorrectedTimes:
+    """Every task's stamps on the client's clock, in seconds since the first stamp.
+
+    `times[i, j]` is task i's stamp `CHAIN[j]` (NaN where missing); `uncertainty`
+    the same shape, the +- of each corrected stamp (0 on the client's clock).
+    """
+
+    tasks: list[TaskInfo]
+    times: np.ndarray
+    uncertainty: np.ndarray
+    #: Which clock stamped each time (0: the client's; same shape as `times`).
+    clocks: np.ndarray
+    #: The client time (ns since the epoch) that `times` count from.
+    origin_ns: int
+
+    def column(self, stamp: str) -> np.ndarray:
+        return self.times[:, POSITION[stamp]]
+
+
+class TimelineStore:
+    """Rows of task timelines, added as tasks finish and amended after delivery."""
+
+    def __init__(self) -> None:
+        self._times = np.full((256, len(CHAIN)), MISSING, dtype=np.int64)
+        self._clocks = np.zeros((256, len(CHAIN)), dtype=np.int32)
+        self._tasks: list[TaskInfo] = []
+        self._rows: dict[str, int] = {}
+        #: Clock index -> (site, host); index 0 is the client.
+        self._clock_names: list[tuple[str, str]] = [("", "")]
+        self._clock_index: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def add(self, info: TaskInfo, events: Iterable[Any]) -> None:
+        """Add (or replace) a task's row from its events; the last of a name wins."""
+        times = [MISSING] * len(CHAIN)
+        clocks = [CLIENT_CLOCK] * len(CHAIN)
+        with self._lock:
+            for name, time_ns, host in events:
+                column = self._column(name, host)
+                if column is not None:
+                    times[column] = time_ns
+                    if name not in CLIENT_STAMPS:
+                        clocks[column] = self._clock(info.site, host)
+            row = self._rows.get(info.task_id)
+            if row is None:
+                row = len(self._tasks)
+                self._grow(row + 1)
+                self._tasks.append(info)
+                self._rows[info.task_id] = row
+            else:
+                self._tasks[row] = info
+            self._times[row] = times
+            self._clocks[row] = clocks
+
+    def amend(self, task_id: str, name: str, time_ns: int) -> None:
+        """Add a client stamp made after the row was added (delivered, processed)."""
+        column = self._column(name, "")
+        with self._lock:
+            row = self._rows.get(task_id)
+            if row is not None and column is not None:
+                self._times[row, column] = time_ns
+
+    @staticmethod
+    def _column(name: str, host: str) -> int | None:
+        """Where `name` goes: None for unknown names and hostless remote stamps."""
+        if name not in CLIENT_STAMPS and not host:
+            return None
+        return POSITION.get(name)
+
+    def _clock(self, site: str, host: str) -> int:
+        index = self._clock_index.get((site, host))
+        if index is None:
+            index = self._clock_index[site, host] = len(self._clock_names)
+            self._clock_names.append((site, host))
+        return index
+
+    def _grow(self, rows: int) -> None:
+        if rows <= len(self._times):
+            return
+        size = max(rows, 2 * len(self._times))
+        times = np.full((size, len(CHAIN)), MISSING, dtype=np.int64)
+        clocks = np.zeros((size, len(CHAIN)), dtype=np.int32)
+        times[: len(self._times)] = self._times
+        clocks[: len(self._clocks)] = self._clocks
+        self._times, self._clocks = times, clocks
+
+    def corrected(self, sync: ClockSync) -> CorrectedTimes:
+        """Every row's stamps moved onto the client's clock with `sync`'s offsets.
+
+        Stamps of a clock with no offset estimate yet (its task never came back)
+        stay missing rather than mixing two clocks.
+        """
+        with self._lock:
+            count = len(self._tasks)
+            times = self._times[:count].copy()
+            clocks = self._clocks[:count].copy()
+            tasks = list(self._tasks)
+            names = list(self._clock_names)
+        offsets = np.full(len(names), np.nan)
+        errors = np.full(len(names), np.nan)
+        offsets[CLIENT_CLOCK] = errors[CLIENT_CLOCK] = 0.0
+        for index, (site, host) in enumerate(names[1:], start=1):
+            offset = sync.offset(site, host)
+            if offset is not None:
+                offsets[index] = offset.offset_s * 1e9
+                errors[index] = offset.uncertainty_s
+        present = times != MISSING
+        origin = int(times[present].min()) if present.any() else 0
+        seconds = np.where(present, (times - origin - offsets[clocks]) / 1e9, np.nan)
+        uncertainty = np.where(present, errors[clocks], np.nan)
+        return CorrectedTimes(tasks, seconds, uncertainty, clocks, origin)

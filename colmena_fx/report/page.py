@@ -1,0 +1,262 @@
+"""The report's single HTML page: inline CSS, images inline as base64 PNG.
+
+One file that opens anywhere (mailed, attached to an issue, on a cluster's login
+node) with no scripts and nothing fetched from elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Iterable
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+
+from colmena_fx.latency.stats import HopStats
+from colmena_fx.report.data import ReportData
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1050px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #eee; text-align: left; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.group td { border-top: 2px solid #ccc; }
+img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
+p.note, .caption { color: #555; font-size: 0.9em; }
+.empty { background: #fff6e0; border: 1px solid #f0d58a; padding: 0.6em 1em; }
+"""
+
+#: Image name (`hops`, `round_trips`, `utilization`, `decision_latency`) -> PNG.
+Images = dict[str, bytes]
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    if abs(ms) >= 100:
+        return f"{ms:.0f}"
+    return f"{ms:.1f}" if abs(ms) >= 10 else f"{ms:.3f}"
+
+
+def _table(
+    head: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]
+) -> str:
+    """An HTML table; cells already escaped. A row starting with None opens a group."""
+    out = ["<table><tr>", *(f"<th>{h}</th>" for h in head), "</tr>"]
+    for row in rows:
+        group = row[0] is None
+        cells = row[1:] if group else row
+        out.append('<tr class="group">' if group else "<tr>")
+        for i, cell in enumerate(cells):
+            out.append(f'<td class="num">{cell}</td>' if i in numeric else
+                       f"<td>{cell}</td>")  # fmt: skip
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _image(images: Images, name: str, alt: str) -> str:
+    data = base64.b64encode(images[name]).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+
+
+def _empty(text: str) -> str:
+    return f'<p class="empty">{escape(text)}</p>'
+
+
+def _header(data: ReportData) -> str:
+    head = data.header
+    title = f"Run {head.run_name}"
+    lines = [
+        f"<h1>{escape(title)}</h1>",
+        f"<p>Federation <b>{escape(head.federation)}</b>, client host "
+        f"{escape(head.client_host)}, clocks: {escape(head.clocks)}.</p>",
+    ]
+    if head.start_ns is not None:
+        start = datetime.datetime.fromtimestamp(head.start_ns / 1e9, datetime.UTC)
+        lines.append(f"<p>Started {start:%Y-%m-%d %H:%M:%S} UTC.")
+    else:
+        lines.append(
+            "<p>This journal has no run line (an older run): times count from the "
+            "first stamp, and the federation and transports are unknown."
+        )
+    if data.span_s is not None:
+        first, last = data.span_s
+        lines.append(
+            f" Tasks from {first:.2f} s to {last:.2f} s after the start: "
+            f"{last - first:.2f} s from the first stamp to the last.</p>"
+        )
+    else:
+        lines.append("</p>")
+    rows = [
+        (escape(s.site), escape(s.transport), str(s.succeeded), str(s.failed))
+        for s in data.sites
+    ]
+    lines.append(_table(("site", "transport", "tasks ok", "failed"), rows, {2, 3}))
+    if data.tasks == 0:
+        lines.append(_empty("This run finished no tasks: nothing to plot."))
+    elif data.succeeded == 0:
+        lines.append(_empty(
+            "Every task of this run failed: hop latencies and round trips cover "
+            "successful tasks only, so those sections are empty."
+        ))  # fmt: skip
+    return "\n".join(lines)
+
+
+def _hops(data: ReportData, images: Images) -> str:
+    out = ["<h2>Where the time goes</h2>"]
+    if "hops" not in images:
+        return out[0] + _empty("No successful tasks: no hops to show.")
+    out.append(_image(images, "hops", "median of each hop per site, stacked"))
+    out.append(
+        '<p class="caption">Each bar stacks the median of every hop of a site\'s '
+        "successful tasks in the order a task meets them, client to worker and back "
+        "(a sum of medians, so not exactly the median total). Hops joined by + span "
+        "stamps the transport cannot see (Globus Compute hides the endpoint's).</p>"
+    )
+    by_group: dict[tuple[str, str], list[HopStats]] = {}
+    for stat in data.hop_stats:
+        by_group.setdefault((stat.site, stat.method), []).append(stat)
+    rows: list[Sequence[str | None]] = []
+    for count in data.method_counts:
+        group = (escape(count.site), escape(count.method),
+                 f"{count.succeeded}/{count.failed}")  # fmt: skip
+        stats = by_group.get((count.site, count.method), [])
+        if not stats:  # failed tasks only: their hops stop short
+            rows.append((None, *group, "-", "0", "-", "-", "-", ""))
+        for i, stat in enumerate(stats):
+            cells = (
+                *(group if i == 0 else ("", "", "")),
+                escape(stat.hop),
+                str(stat.count),
+                _ms(stat.median_s),
+                _ms(stat.p95_s),
+                _ms(stat.p99_s),
+                _ms(stat.uncertainty_s) if stat.crosses_clocks else "",
+            )
+            rows.append((None, *cells) if i == 0 else cells)
+    head = ("site", "method", "ok/failed", "hop", "n", "median ms", "p95 ms",
+            "p99 ms", "&plusmn; ms")  # fmt: skip
+    out.append(_table(head, rows, {4, 5, 6, 7, 8}))
+    out.append(
+        '<p class="caption">'
+        + (
+            "Clocks declared synchronized: remote stamps taken as they are."
+            if data.synchronized
+            else "Remote stamps corrected by each clock's estimated offset; "
+            "&plusmn; is that correction's uncertainty, shown for hops whose two "
+            "stamps come from different clocks."
+        )
+        + " round_trip is sent to received, total is created to delivered, both on "
+        "the client's clock.</p>"
+    )
+    return "\n".join(out)
+
+
+def _round_trips(images: Images) -> str:
+    out = "<h2>Round-trip latency</h2>"
+    if "round_trips" not in images:
+        return out + _empty("No successful tasks: no round trips.")
+    return (
+        out
+        + _image(images, "round_trips", "round-trip CDF per site")
+        + (
+            '<p class="caption">The fraction of a site\'s successful tasks whose round '
+            "trip (sent to received, client clock) took at most x; the x axis is "
+            "logarithmic when the times span a wide range.</p>"
+        )
+    )
+
+
+def _utilization(images: Images) -> str:
+    out = "<h2>Worker utilization</h2>"
+    if "utilization" not in images:
+        return out + _empty("No task reported compute_started and compute_ended.")
+    return (
+        out
+        + _image(images, "utilization", "tasks computing per site")
+        + (
+            '<p class="caption">How many of each site\'s tasks were inside the user '
+            "function at each moment (compute_started to compute_ended, moved onto the "
+            "client's clock), from the first task created to the last stamp. Gaps "
+            "are workers waiting for work.</p>"
+        )
+    )
+
+
+def _decisions(data: ReportData, images: Images) -> str:
+    out = ["<h2>Thinker decision latency</h2>"]
+    if "decision_latency" not in images:
+        out.append(_empty("No task was created after a result was delivered."))
+    else:
+        out.append(_image(images, "decision_latency", "decision latency histogram"))
+        median = float(np.median(data.decision_s))
+        out.append(f"<p>Median: <b>{_ms(median)} ms</b> over "
+                   f"{len(data.decision_s)} results.</p>")  # fmt: skip
+    out.append(
+        '<p class="caption">For each result handed to the thinker (its '
+        "<code>delivered</code> stamp), the time until the next task of any method "
+        "was created: how fast the thinker turns results into new work. Tasks "
+        "submitted for other reasons shorten it, and results delivered after the "
+        "last submission are left out.</p>"
+    )
+    return "\n".join(out)
+
+
+def _offsets(data: ReportData) -> str:
+    out = ["<h2>Clock offsets</h2>"]
+    if not data.offsets:
+        out.append(_empty("No remote clock was heard from (no task came back)."))
+    else:
+        rows = [
+            (
+                escape(o.site),
+                escape(o.host),
+                f"{o.offset_s * 1e3:+.3f}",
+                f"{o.uncertainty_s * 1e3:.3f}",
+                str(o.samples),
+                f"{o.min_delay_s * 1e3:.3f}",
+                "yes" if o.consistent else "no: clock stepped or drifts",
+            )
+            for o in data.offsets
+        ]
+        head = ("site", "host", "offset ms", "&plusmn; ms", "round trips",
+                "least delay ms", "consistent")  # fmt: skip
+        out.append(_table(head, rows, {2, 3, 4, 5}))
+    caption = (
+        "The run declared its clocks synchronized: offsets are taken as zero and "
+        "remote stamps used as they are."
+        if data.synchronized
+        else "Offset is the remote clock minus the client's, estimated from every "
+        "task's round trip; every remote stamp in this report was corrected by it. "
+        "The true offset lies within &plusmn;, at most half the least delay. "
+        "Inconsistent means the round trips disagreed, so the clock moved during "
+        "the run."
+    )
+    out.append(f'<p class="caption">{caption}</p>')
+    return "\n".join(out)
+
+
+def render(data: ReportData, images: Images) -> str:
+    """The whole page; `images` holds the PNGs of the sections that have data."""
+    body = "\n".join(
+        (
+            _header(data),
+            _hops(data, images),
+            _round_trips(images),
+            _utilization(images),
+            _decisions(data, images),
+            _offsets(data),
+        )
+    )
+    title = escape(f"colmena-fx report: {data.header.run_name}")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{STYLE}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )
