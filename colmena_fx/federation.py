@@ -284,8 +284,8 @@ class Federation:
             self._in_flight.pop(result.task_id, None)
         if self.journal is not None:
             self.journal.record("completed", _brief(result))
-        self.latency.completed(result)
         self._topic(result.topic).put(result)
+        self.latency.completed(result)  # after: the thinker need not wait for it
 
     def _should_retry(self, result: Result) -> bool:
         failure = result.failure

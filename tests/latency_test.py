@@ -199,3 +199,22 @@ def test_a_run_is_read_back_from_its_journal(tmp_path: Path) -> None:
     assert recorder.clocks.synchronized
     thinker = {row.hop: row for row in recorder.summary()}["thinker"]
     assert thinker.median_s == pytest.approx(0.004)
+
+
+def test_raw_hop_durations_of_one_timeline() -> None:
+    from colmena_fx.latency import hop_durations
+
+    durations = hop_durations(local_timeline(0, 0, 5 * MS, 5 * MS))
+    assert durations["link_out"] == pytest.approx(0.005)
+    assert durations["endpoint_queue+worker_start"] == pytest.approx(0.001)
+    assert durations["compute"] == pytest.approx(0.010)
+
+
+def test_a_stamp_amended_before_its_task_is_added_is_kept() -> None:
+    recorder = LatencyRecorder()
+    events = local_timeline(0, 0, MS, MS)
+    # the thinker may take a result before the receiving thread has recorded it
+    recorder.stamped("t", Stamp.PROCESSED, events[-1][1] + 3 * MS)
+    recorder.add(TaskInfo("t", "s", "m", "default", True), events)
+    thinker = {row.hop: row for row in recorder.summary()}["thinker"]
+    assert thinker.median_s == pytest.approx(0.003)

@@ -46,7 +46,6 @@ from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import load_site
 from colmena_fx.federation import Federation
-from colmena_fx.latency import HOPS
 from colmena_fx.latency import hop_durations
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
@@ -68,7 +67,7 @@ class RoundTrip:
 
     seconds: float
     #: Named parts in seconds: OUT, WORKER and BACK for both paths, and for
-    #: path B every hop of colmena-fx's timeline (`colmena_fx.latency.HOPS`).
+    #: path B every hop of colmena-fx's timeline (`colmena_fx.latency.HOP_NAMES`).
     segments: dict[str, float]
 
 
@@ -221,7 +220,7 @@ class ThinkerPath:
             timeline = trip.result.timeline.events
             events = {event.name: event.time_ns for event in timeline}
             segments = _segments(trip.start_ns, trip.end_ns, events)
-            segments.update(hop_durations(timeline, HOPS))
+            segments.update(hop_durations(timeline))
             trips.append(RoundTrip(trip.seconds, segments))
         return trips
 

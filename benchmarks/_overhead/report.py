@@ -15,7 +15,7 @@ from benchmarks._overhead.measure import Settings
 from benchmarks._overhead.paths import BACK
 from benchmarks._overhead.paths import OUT
 from benchmarks._overhead.paths import WORKER
-from colmena_fx.latency import HOPS
+from colmena_fx.latency import HOP_NAMES
 
 TARGET_THROUGHPUT_RATIO = 0.9
 TARGET_RTT_RATIO = 1.3
@@ -59,10 +59,10 @@ def _print_segments(raw: Figures, fed: Figures) -> None:
     for part in (OUT, WORKER, BACK):
         a, b = raw_parts[part], fed_parts[part]
         print(f"  {part:<42} {a:9.1f} {b:9.1f} {b - a:9.1f}")
-    print("  path B's hops (colmena_fx.latency.HOPS):")
-    for hop in HOPS:
-        if hop.name in fed_parts:
-            print(f"    {hop.name:<40} {'':>9} {fed_parts[hop.name]:9.1f}")
+    print("  path B's hops (colmena_fx.latency.HOP_NAMES; raw, one host):")
+    for hop in HOP_NAMES:
+        if hop in fed_parts:
+            print(f"    {hop:<40} {'':>9} {fed_parts[hop]:9.1f}")
 
 
 def _print_cpu(raw: Figures, fed: Figures) -> None:

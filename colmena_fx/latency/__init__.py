@@ -8,6 +8,7 @@ from colmena_fx.latency.export import export
 from colmena_fx.latency.hops import CHAIN
 from colmena_fx.latency.hops import HOP_NAMES
 from colmena_fx.latency.hops import Hop
+from colmena_fx.latency.hops import hop_durations
 from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.latency.recorder import SiteActivity
 from colmena_fx.latency.stats import HopStats
@@ -24,4 +25,5 @@ __all__ = [
     "SiteActivity",
     "TaskCounts",
     "export",
+    "hop_durations",
 ]

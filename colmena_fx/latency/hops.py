@@ -14,8 +14,10 @@ in the clock of the remote host that made it (see `clocks`).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from colmena_fx.models import Stamp
 
@@ -115,3 +117,17 @@ SPANS: dict[str, tuple[Stamp, Stamp]] = {
 
 #: Every hop name a full chain can have, then the spans, in display order.
 ALL_HOP_NAMES: tuple[str, ...] = (*HOP_NAMES, *SPANS)
+
+
+def hop_durations(events: Iterable[Any]) -> dict[str, float]:
+    """Seconds of each hop of one task as stamped, uncorrected for clock offsets.
+
+    For a single host's timeline (a benchmark, a local site); across hosts use
+    `LatencyRecorder`, which corrects each remote clock first.
+    """
+    times = {name: time_ns for name, time_ns, *_ in events}
+    present = [POSITION[name] for name in times if name in POSITION]
+    return {
+        hop.name: (times[hop.end] - times[hop.start]) / 1e9
+        for hop in hops_between(present)
+    }

@@ -65,6 +65,8 @@ class TimelineStore:
         #: Clock index -> (site, host); index 0 is the client.
         self._clock_names: list[tuple[str, str]] = [("", "")]
         self._clock_index: dict[tuple[str, str], int] = {}
+        #: Stamps amended before their task's row was added (another thread's race).
+        self._early: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -89,15 +91,21 @@ class TimelineStore:
                 self._rows[info.task_id] = row
             else:
                 self._tasks[row] = info
+            for column, time_ns in self._early.pop(info.task_id, ()):
+                times[column] = time_ns
             self._times[row] = times
             self._clocks[row] = clocks
 
     def amend(self, task_id: str, name: str, time_ns: int) -> None:
         """Add a client stamp made after the row was added (delivered, processed)."""
         column = self._column(name, "")
+        if column is None:
+            return
         with self._lock:
             row = self._rows.get(task_id)
-            if row is not None and column is not None:
+            if row is None:
+                self._early.setdefault(task_id, []).append((column, time_ns))
+            else:
                 self._times[row, column] = time_ns
 
     @staticmethod
