@@ -51,7 +51,8 @@ class LocalLinkConfig(_Strict):
     #: stays encrypted and authenticated end to end; the middle only forwards bytes.
     connect_via: str | None = None
     #: Extra environment variables for the endpoint process, its engine and its
-    #: workers (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ...).
+    #: workers (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ...), over the ones it
+    #: inherits; PATH and PYTHONPATH still get the client's entries in front.
     env: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tcp_host")
@@ -68,6 +69,19 @@ class LocalLinkConfig(_Strict):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"connect_via must be 'host:port', got {value!r}")
         _loopback(host.strip("[]"), "connect_via")
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _numbers_as_strings(cls, value: Any) -> Any:
+        # `OMP_NUM_THREADS: 4` in YAML is a number; the environment holds its text.
+        if isinstance(value, dict):
+            return {
+                key: str(item)
+                if isinstance(item, int | float) and not isinstance(item, bool)
+                else item
+                for key, item in value.items()
+            }
         return value
 
     @model_validator(mode="after")

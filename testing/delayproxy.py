@@ -2,31 +2,30 @@
 
 Each chunk read from one side is written to the other `delay_s` after it was read,
 in order; chunks read together leave together (a delay, not a bandwidth cap), which
-is how a long but fast network path behaves. It listens on a free loopback port.
+is how a long but fast network path behaves. A side that closes its end is closed
+on the other `delay_s` later, after the bytes it sent before. It listens on a free
+loopback port.
+
+Every direction of every connection has a reader thread, which stamps each chunk
+with its due time as it reads it, and a writer thread, which sends each chunk when
+it is due. Reading never waits on writing, so a side that is slow to read holds up
+only what is sent to it, never the other direction.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import selectors
+import contextlib
+import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass
-from dataclasses import field
 
-
-@dataclass(order=True)
-class _Chunk:
-    due: float
-    order: int
-    target: socket.socket = field(compare=False)
-    data: bytes = field(compare=False)
+#: How often the accepting thread looks whether the proxy is stopping.
+_ACCEPT_POLL_S = 0.1
 
 
 class DelayProxy:
-    """Forwards `127.0.0.1:port` to `target_host:target_port`, `delay_s` each way."""
+    """Forwards `listen_host:port` to `target_host:target_port`, `delay_s` each way."""
 
     def __init__(
         self,
@@ -35,33 +34,37 @@ class DelayProxy:
         delay_s: float,
         listen_host: str = "127.0.0.1",
     ) -> None:
+        if delay_s < 0:
+            raise ValueError(f"delay_s must be >= 0, got {delay_s}")
         self.target = (target_host, target_port)
         self.delay_s = delay_s
         self._listener = socket.create_server((listen_host, 0))
+        self._listener.settimeout(_ACCEPT_POLL_S)
         self.port: int = self._listener.getsockname()[1]
-        self._selector = selectors.DefaultSelector()
-        self._peers: dict[socket.socket, socket.socket] = {}
-        self._queue: list[_Chunk] = []
-        self._order = itertools.count()
-        self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="delay-proxy")
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._connections: list[threading.Thread] = []
+        self._acceptor = threading.Thread(
+            target=self._accept_loop, name="delay-proxy-accept", daemon=True
+        )
 
     def start(self) -> DelayProxy:
-        self._listener.setblocking(False)
-        self._selector.register(self._listener, selectors.EVENT_READ)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._thread.start()
+        self._acceptor.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake_w.send(b"x")
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        for sock in [*self._peers, self._listener, self._wake_r, self._wake_w]:
-            sock.close()
-        self._selector.close()
+        """Close the listener and every connection; wait for every thread."""
+        with self._lock:
+            self._stopping.set()
+            connections = list(self._open)
+        for sock in connections:  # wakes the threads blocked on them
+            _shut(sock, socket.SHUT_RDWR)
+        if self._acceptor.is_alive():
+            self._acceptor.join(timeout=5)
+        for thread in self._connections:  # no more once the acceptor is gone
+            thread.join(timeout=5)
+        self._listener.close()
 
     def __enter__(self) -> DelayProxy:
         return self.start()
@@ -69,64 +72,91 @@ class DelayProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
+    def _accept_loop(self) -> None:
         while not self._stopping.is_set():
-            timeout = None
-            if self._queue:
-                timeout = max(0.0, self._queue[0].due - time.monotonic())
-            for key, _ in self._selector.select(timeout):
-                sock = key.fileobj
-                if sock is self._listener:
-                    self._accept()
-                elif sock is self._wake_r:
-                    self._wake_r.recv(64)
-                else:
-                    self._read(sock)  # type: ignore[arg-type]
-            self._send_due()
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(
+                target=self._serve, args=(client,), name="delay-proxy-connection"
+            )
+            self._connections = [t for t in self._connections if t.is_alive()]
+            self._connections.append(thread)
+            thread.start()
 
-    def _accept(self) -> None:
-        client, _ = self._listener.accept()
+    def _serve(self, client: socket.socket) -> None:
+        """Forward one connection both ways until both sides have closed."""
         try:
             server = socket.create_connection(self.target)
         except OSError:  # nobody listens there (yet, or any more): as a refusal
             client.close()
             return
-        for sock in (client, server):
+        ends = (client, server)
+        with self._lock:
+            if self._stopping.is_set():
+                ends = ()
+            self._open.update(ends)
+        if not ends:
+            client.close()
+            server.close()
+            return
+        for sock in ends:
+            sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
-            self._selector.register(sock, selectors.EVENT_READ)
-        self._peers[client], self._peers[server] = server, client
+        pumps = [
+            threading.Thread(target=self._pump, args=pair, name="delay-proxy-pump")
+            for pair in ((client, server), (server, client))
+        ]
+        for pump in pumps:
+            pump.start()
+        for pump in pumps:
+            pump.join()
+        with self._lock:
+            self._open.difference_update(ends)
+        for sock in ends:
+            sock.close()
 
-    def _read(self, sock: socket.socket) -> None:
-        try:
-            data = sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:  # one side closed: close both
-            peer = self._peers.pop(sock, None)
-            for end in (sock, peer):
-                if end is not None:
-                    self._peers.pop(end, None)
-                    self._selector.unregister(end)
-                    end.close()
-            return
-        due = time.monotonic() + self.delay_s
-        heapq.heappush(
-            self._queue, _Chunk(due, next(self._order), self._peers[sock], data)
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        """Read `source` to its end; a writer delivers each chunk when it is due."""
+        chunks: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+        writer = threading.Thread(
+            target=self._deliver, args=(chunks, source, sink), name="delay-proxy-out"
         )
-
-    def _send_due(self) -> None:
-        now = time.monotonic()
-        while self._queue and self._queue[0].due <= now:
-            chunk = heapq.heappop(self._queue)
-            if chunk.target.fileno() < 0:  # its connection closed meanwhile
-                continue
-            chunk.target.setblocking(True)
+        writer.start()
+        while True:
             try:
-                chunk.target.sendall(chunk.data)
+                data = source.recv(1 << 20)
             except OSError:
-                pass
-            finally:
-                chunk.target.setblocking(False)
+                data = b""
+            chunks.put((time.monotonic() + self.delay_s, data))  # b"": the end
+            if not data:
+                break
+        writer.join()
+
+    def _deliver(
+        self,
+        chunks: queue.SimpleQueue[tuple[float, bytes]],
+        source: socket.socket,
+        sink: socket.socket,
+    ) -> None:
+        while True:
+            due, data = chunks.get()
+            if self._stopping.wait(max(0.0, due - time.monotonic())):
+                return
+            if not data:  # the source closed its end: close this one
+                _shut(sink, socket.SHUT_WR)
+                return
+            try:
+                sink.sendall(data)
+            except OSError:  # the sink is gone: stop reading what was meant for it
+                _shut(source, socket.SHUT_RDWR)
+                _shut(sink, socket.SHUT_RDWR)
+                return
+
+
+def _shut(sock: socket.socket, how: int) -> None:
+    with contextlib.suppress(OSError):  # already closed or reset
+        sock.shutdown(how)

@@ -37,6 +37,11 @@ def host_pid() -> int:
     return os.getpid()
 
 
+def getenv(name: str) -> str | None:
+    """The worker's value of an environment variable."""
+    return os.environ.get(name)
+
+
 class _Unpicklable:
     def __reduce__(self) -> Any:
         raise TypeError("this object refuses to be pickled")

@@ -85,6 +85,9 @@ def test_nested_schema_error_names_the_dotted_key(tmp_path: Path) -> None:
         ({"link": "tcp", "connect_via": "10.0.0.1:22"}, r"connect_via must be a loop"),
         ({"link": "tcp", "connect_via": "127.0.0.1"}, r"must be 'host:port'"),
         ({"link": "tcp", "tcp_port": 70000}, r"local.tcp_port"),
+        ({"link": "tcp", "tcp_port": 0}, r"local.tcp_port"),
+        ({"link": "tcp", "connect_via": "localhost:0"}, r"must be 'host:port'"),
+        ({"env": {"DEBUG": True}}, r"local.env.DEBUG': Input should be a valid str"),
     ],
 )  # fmt: skip
 def test_link_settings_that_cannot_work_are_refused(
@@ -101,6 +104,12 @@ def test_link_settings_that_work(tmp_path: Path) -> None:
     site = load_site(write_site(tmp_path, "x", PROCESS_POOL, local=local))
     assert site.local.connect_via == "[::1]:6000"
     assert site.local.env == {"OMP_NUM_THREADS": "1"}
+
+
+def test_numbers_in_env_are_written_as_text(tmp_path: Path) -> None:
+    local = {"env": {"OMP_NUM_THREADS": 4, "SCALE": 0.5}}
+    site = load_site(write_site(tmp_path, "x", PROCESS_POOL, local=local))
+    assert site.local.env == {"OMP_NUM_THREADS": "4", "SCALE": "0.5"}
 
 
 def test_engine_without_type(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from testing.sites import FederationFactory
 from testing.sites import write_federation
 from testing.sites import write_site
 
-#: The local Globus Compute service (RabbitMQ, stand-in web service, endpoints).
-pytest_plugins = ["testing.gcservice.fixtures"]
+#: The local Globus Compute service (RabbitMQ, stand-in web service, endpoints), and
+#: links with a known clock offset or delay.
+pytest_plugins = ["testing.gcservice.fixtures", "testing.links"]
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from testing.delayproxy import DelayProxy
+from testing.links import free_port
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -31,27 +33,69 @@ def echo_server() -> Iterator[int]:
 
 
 def _receive(sock: socket.socket, size: int) -> bytes:
-    data = b""
+    data = bytearray()
     while len(data) < size:
-        chunk = sock.recv(size - len(data))
+        chunk = sock.recv(min(size - len(data), 1 << 20))
         assert chunk, "connection closed early"
         data += chunk
-    return data
+    return bytes(data)
 
 
-def test_each_way_is_delayed_and_streams_arrive_intact(echo_server: int) -> None:
+def _proxy_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("delay-proxy")]
+
+
+def test_a_round_trip_takes_at_least_the_delay_both_ways(echo_server: int) -> None:
     delay = 0.05
     with (
         DelayProxy("127.0.0.1", echo_server, delay) as proxy,
-        socket.create_connection(("127.0.0.1", proxy.port)) as sock,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock,
     ):
-        start = time.monotonic()
-        sock.sendall(b"ping")
-        assert _receive(sock, 4) == b"ping"
-        assert time.monotonic() - start >= 2 * delay  # out and back
-        stream = bytes(range(256)) * 40_000  # 10 MB in many chunks, both ways
-        sender = threading.Thread(target=sock.sendall, args=(stream,))
-        sender.start()
+        for message in (b"ping", b"pong", b"x" * 1000):
+            start = time.monotonic()
+            sock.sendall(message)
+            assert _receive(sock, len(message)) == message
+            assert time.monotonic() - start >= 2 * delay  # out and back
+    assert _proxy_threads() == []
+
+
+def test_streams_both_ways_arrive_intact_and_in_order(echo_server: int) -> None:
+    # All sent before any is read back: more than the kernel buffers on the way
+    # hold, so the proxy must keep reading from each side while the other is slow.
+    stream = np.arange(12_000_000, dtype=">u4").tobytes()  # 48 MB, numbered
+    with (
+        DelayProxy("127.0.0.1", echo_server, 0.01) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=60) as sock,
+    ):
+        sock.sendall(stream)
         assert _receive(sock, len(stream)) == stream
-        sender.join()
-    assert not [t for t in threading.enumerate() if t.name == "delay-proxy"]
+    assert _proxy_threads() == []
+
+
+def test_a_close_is_delivered_after_the_data_before_it(echo_server: int) -> None:
+    with (
+        DelayProxy("127.0.0.1", echo_server, 0.05) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock,
+    ):
+        sock.sendall(b"last words")
+        sock.shutdown(socket.SHUT_WR)  # the echo server closes once it has read them
+        assert _receive(sock, 10) == b"last words"
+        assert sock.recv(10) == b""
+
+
+def test_a_target_nobody_listens_on_closes_the_connection() -> None:
+    with (
+        DelayProxy("127.0.0.1", free_port(), 0.01) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock,
+    ):
+        assert sock.recv(10) == b""
+
+
+def test_stop_closes_open_connections_and_leaves_no_threads(echo_server: int) -> None:
+    proxy = DelayProxy("127.0.0.1", echo_server, 10.0).start()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+        sock.sendall(b"queued for ten seconds")
+        time.sleep(0.1)  # let the proxy read it
+        proxy.stop()
+        assert sock.recv(100) == b""  # closed, not delivered late
+    assert _proxy_threads() == []

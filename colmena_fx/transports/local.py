@@ -71,9 +71,15 @@ class LocalTransport:
         self._receiver.start()
         if not self._heard.wait(self.config.local.start_timeout_s):
             self.stop()
+            via = self.config.local.connect_via
+            route = (
+                f"{info.address} (through {via}, local.connect_via)"
+                if via
+                else info.address
+            )
             raise EndpointError(
                 f"site {self.site!r}: the endpoint started but never answered over "
-                f"{info.address}; see {self.process.log_path}"
+                f"{route}; see {self.process.log_path}"
             )
 
     def _connect(self, info: wire.ConnectionInfo) -> zmq.Socket[Any]:
@@ -82,6 +88,8 @@ class LocalTransport:
         sock.curve_publickey = info.client_public_key.encode()
         sock.curve_secretkey = info.client_secret_key.encode()
         sock.linger = 0
+        # Through a tunnel or proxy, the client dials its near end; the CURVE keys
+        # are the endpoint's all the same, as the middle only forwards bytes.
         via = self.config.local.connect_via
         address = f"tcp://{via}" if via else info.address
         if address.startswith("tcp://["):
