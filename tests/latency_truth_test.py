@@ -7,7 +7,6 @@ journal, as `colmena-fx report` and `summary` read them, must recover both withi
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,13 @@ from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.models import HOST
 from testing.delayproxy import DelayProxy
 from testing.faketime import faketime_env
+from testing.links import free_port
 from testing.sites import THREAD_POOL
 from testing.sites import write_federation
 from testing.sites import write_site
 
 TASKS = 40
 TOLERANCE_S = 0.002
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(tmp_path: Path, local: dict[str, Any]) -> LatencyRecorder:
@@ -77,7 +71,7 @@ def test_a_shifted_endpoint_clock_is_recovered(tmp_path: Path, offset_s: float) 
 @pytest.fixture
 def delayed_link() -> Iterator[tuple[dict[str, Any], float]]:
     delay_s = 0.025
-    port = _free_port()
+    port = free_port()
     with DelayProxy("127.0.0.1", port, delay_s) as proxy:
         local = {"link": "tcp", "tcp_port": port,
                  "connect_via": f"127.0.0.1:{proxy.port}"}  # fmt: skip

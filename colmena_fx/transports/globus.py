@@ -1,11 +1,10 @@
 """The `globus` transport: tasks through the Globus Compute web service.
 
 One SDK `Executor` per site drives the real service path (function registration,
-batched submission with the SDK's own rate limiting, results over AMQP). Two small
-subclasses keep what the stock executor drops, without touching the SDK globally:
-when each batch is sent and which task ids the service gave it, and, for each
-result, when it arrived and the engine's `task_statuses` (execution start and end,
-stamped on the worker). The same worker shim as the local transport runs the user
+batched submission with the SDK's own rate limiting, results over AMQP). Its
+subclass in `globus_executor` keeps what the stock executor drops: when each batch
+is sent, the task ids the service gave it, and each result's arrival time and
+engine `task_statuses`. The same worker shim as the local transport runs the user
 function, so a task carries the same worker stamps on either transport.
 
 The service keeps tasks queued while an endpoint is offline; so that no task waits
@@ -25,142 +24,35 @@ from typing import Any
 
 import globus_sdk
 from globus_compute_sdk import Client
-from globus_compute_sdk import Executor
 from globus_compute_sdk.errors import TaskExecutionFailed
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
-from globus_compute_sdk.sdk.executor import _RESULT_WATCHERS
-from globus_compute_sdk.sdk.executor import _ResultWatcher
 
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
-from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
+from colmena_fx.transports.globus_executor import TrackedExecutor
 from colmena_fx.transports.globus_service import SUBMIT_LIMIT_BYTES
 from colmena_fx.transports.globus_service import endpoint_id_of
 from colmena_fx.transports.globus_service import endpoint_status
 from colmena_fx.transports.globus_service import make_client
 from colmena_fx.transports.globus_service import translate
+from colmena_fx.transports.pending import PendingTasks
+from colmena_fx.transports.pending import complete_failed
+from colmena_fx.transports.pending import transport_failure
 from colmena_fx.worker import WorkerReply
 
 log = logging.getLogger(__name__)
 
-#: How often the SDK's result watcher matches arrived results to futures. Its
-#: default (0.5 s) would add a quarter second to every round trip on average.
-RESULT_MATCH_PERIOD_S = 0.02
 #: Room left in a submission for the JSON around a task's payload.
 _REQUEST_OVERHEAD_BYTES = 4096
-
-Capture = Callable[[str, int, list[Any] | None], None]
-BatchHook = Callable[[list[ComputeFuture]], None]
-
-
-class _ArrivalLog(dict[str, Any]):
-    """The watcher's table of received results, noting when each one arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived_ns: dict[str, int] = {}
-
-    def __setitem__(self, task_id: str, value: Any) -> None:
-        self.arrived_ns[task_id] = time.time_ns()
-        super().__setitem__(task_id, value)
-
-
-class _TimedResultWatcher(_ResultWatcher):
-    """The SDK's result watcher, handing each result's arrival and transitions on."""
-
-    def __init__(self, *args: Any, capture: Capture, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.poll_period_s = RESULT_MATCH_PERIOD_S
-        self._capture = capture
-        self._received_results = _ArrivalLog()
-
-    def _match_results_to_futures(self) -> None:
-        received = self._received_results
-        with self._new_futures_lock:
-            ready = self._open_futures.keys() & received.keys()
-        for task_id in ready:
-            _props, message = received[task_id]
-            arrived = received.arrived_ns.pop(task_id, time.time_ns())
-            self._capture(task_id, arrived, message.task_statuses)
-        super()._match_results_to_futures()
-
-
-class _TrackedExecutor(Executor):
-    """The SDK's executor, reporting each batch as it is sent and as it is accepted."""
-
-    def __init__(
-        self,
-        *args: Any,
-        on_sending: BatchHook,
-        on_accepted: BatchHook,
-        capture: Capture,
-        **kwargs: Any,
-    ) -> None:
-        self._on_sending = on_sending
-        self._on_accepted = on_accepted
-        self._capture = capture
-        self._watcher: _TimedResultWatcher | None = None
-        super().__init__(*args, **kwargs)
-
-    def _submit_tasks(  # the SDK's signature (4.19)
-        self,
-        taskgroup_uuid: Any,
-        endpoint_uuid: Any,
-        resource_specification: dict[str, Any] | None,
-        user_endpoint_config: dict[str, Any] | None,
-        result_serializers: list[str] | None,
-        futures: list[ComputeFuture],
-        tasks: list[Any],
-    ) -> None:
-        self._on_sending(futures)
-        try:
-            super()._submit_tasks(
-                taskgroup_uuid,
-                endpoint_uuid,
-                resource_specification,
-                user_endpoint_config,
-                result_serializers,
-                futures,
-                tasks,
-            )
-        finally:
-            self._on_accepted([f for f in futures if f.task_id])
-
-    def _get_result_watcher(self) -> _ResultWatcher:
-        watcher = _RESULT_WATCHERS.get(self.task_group_id)
-        if not isinstance(watcher, _TimedResultWatcher) or not watcher.is_alive():
-            watcher = _TimedResultWatcher(
-                self.task_group_id,
-                self.client,
-                port=self.amqp_port,
-                capture=self._capture,
-            )
-            watcher.start()
-        self._watcher = watcher
-        return watcher
-
-    def close(self) -> None:
-        """Shut down, result watcher included: the SDK leaves it running for as
-        long as any of its futures is open, and a lost task's never closes."""
-        self.shutdown(wait=False, cancel_futures=True)
-        watcher = self._watcher
-        if watcher is not None and watcher.is_alive():
-            watcher.shutdown(wait=False, cancel_futures=True)
-            watcher.join(timeout=5)
-
-    @property
-    def stopped(self) -> bool:
-        """The SDK stops an executor for good after any failed submission."""
-        return bool(self._stopped)
 
 
 class GlobusTransport:
@@ -180,14 +72,14 @@ class GlobusTransport:
         self._routes = routes or {}
         self._on_accepted = on_accepted
         self._client: Client | None = None
-        self._executor: _TrackedExecutor | None = None
+        self._executor: TrackedExecutor | None = None
         self._function_ids: dict[Callable[..., Any], str] = {}
         self._register_lock = threading.Lock()
         #: Held while a task is handed to the executor, so hooks find it registered.
         self._submit_lock = threading.Lock()
-        self._pending: dict[ComputeFuture, tuple[Result, Future[Result]]] = {}
-        self._pending_lock = threading.Lock()
+        self._pending = PendingTasks()  # by the SDK's future
         self._arrivals: dict[str, tuple[int, list[Any] | None]] = {}
+        self._arrivals_lock = threading.Lock()
         self._state = TransportState.NEW
         self._detail = ""
         self._last_online: float | None = None
@@ -233,8 +125,8 @@ class GlobusTransport:
                 )
             time.sleep(min(1.0, self.link.start_timeout_s / 10))
 
-    def _new_executor(self) -> _TrackedExecutor:
-        return _TrackedExecutor(
+    def _new_executor(self) -> TrackedExecutor:
+        return TrackedExecutor(
             endpoint_id=self.endpoint_id,
             client=self._client,
             batch_size=self.link.batch_size,
@@ -253,9 +145,10 @@ class GlobusTransport:
         self._closing.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
-        self._fail_all(
+        self._pending.fail_all(
             FailureKind.INFRASTRUCTURE,
             f"site {self.site!r} was stopped before the task finished",
+            self.site,
         )
         if self._executor is not None:
             self._executor.close()
@@ -267,7 +160,9 @@ class GlobusTransport:
         future: Future[Result] = Future()
         if self._state is not TransportState.RUNNING:
             message = f"site {self.site!r} is {self._state.value}, not running"
-            self._complete_failed(result, future, FailureKind.ENDPOINT_LOST, message)
+            complete_failed(
+                result, future, FailureKind.ENDPOINT_LOST, message, self.site
+            )
             return future
         request_bytes = _submission_size(result.inputs)
         if request_bytes > SUBMIT_LIMIT_BYTES:
@@ -293,8 +188,7 @@ class GlobusTransport:
             task = executor.submit_to_registered_function(
                 function_id, args=(result.inputs,)
             )
-            with self._pending_lock:
-                self._pending[task] = (result, future)
+            self._pending.add(task, result, future)
         task.add_done_callback(self._complete)
         return future
 
@@ -315,7 +209,7 @@ class GlobusTransport:
             self._function_ids[function] = function_id
             return function_id
 
-    def _live_executor(self) -> _TrackedExecutor:
+    def _live_executor(self) -> TrackedExecutor:
         assert self._executor is not None
         if self._executor.stopped:
             log.warning("site %s: the SDK executor stopped after an error; "
@@ -327,7 +221,7 @@ class GlobusTransport:
     # -- hooks, on the SDK's threads -------------------------------------------------
 
     def _stamp_sent(self, tasks: list[ComputeFuture]) -> None:
-        with self._submit_lock, self._pending_lock:  # wait for `submit` to file them
+        with self._submit_lock:  # wait for `submit` to file them
             entries = [self._pending.get(task) for task in tasks]
         now = time.time_ns()
         for entry in entries:
@@ -335,8 +229,7 @@ class GlobusTransport:
                 entry[0].stamp(Stamp.SENT, time_ns=now)
 
     def _record_accepted(self, tasks: list[ComputeFuture]) -> None:
-        with self._pending_lock:
-            entries = [(task, self._pending.get(task)) for task in tasks]
+        entries = [(task, self._pending.get(task)) for task in tasks]
         for task, entry in entries:
             if entry is None:
                 continue
@@ -347,14 +240,14 @@ class GlobusTransport:
     def _note_arrival(
         self, task_id: str, arrived_ns: int, transitions: list[Any] | None
     ) -> None:
-        with self._pending_lock:
+        with self._arrivals_lock:
             self._arrivals[task_id] = (arrived_ns, transitions)
 
     # -- receiving -------------------------------------------------------------------
 
     def _complete(self, task: ComputeFuture) -> None:
-        with self._pending_lock:
-            entry = self._pending.pop(task, None)
+        entry = self._pending.pop(task)
+        with self._arrivals_lock:
             arrival = self._arrivals.pop(str(task.task_id), None)
         if entry is None:
             return  # already failed (endpoint lost, or stopped)
@@ -399,14 +292,7 @@ class GlobusTransport:
         message: str,
         exception_type: str = "EndpointError",
     ) -> None:
-        result.fail(
-            Failure(
-                kind=kind,
-                exception_type=exception_type,
-                message=message,
-                host=self.site,
-            )
-        )
+        result.fail(transport_failure(kind, message, self.site, exception_type))
 
     # -- endpoint watch --------------------------------------------------------------
 
@@ -414,9 +300,7 @@ class GlobusTransport:
         """Poll the endpoint's status while tasks are in flight; fail them if lost."""
         assert self._client is not None
         while not self._closing.wait(self.link.status_poll_s):
-            with self._pending_lock:
-                busy = bool(self._pending)
-            if not busy:
+            if not self._pending:
                 self._offline_since = None
                 continue
             try:
@@ -439,26 +323,11 @@ class GlobusTransport:
                     f"it; its tasks in flight are lost"
                 )
                 log.error("%s", reason)
-                self._fail_all(FailureKind.ENDPOINT_LOST, reason)
+                self._pending.fail_all(FailureKind.ENDPOINT_LOST, reason, self.site)
                 self._offline_since = None
 
-    def _fail_all(self, kind: FailureKind, message: str) -> None:
-        with self._pending_lock:
-            pending = list(self._pending.values())
-            self._pending.clear()
-        for result, future in pending:
-            self._complete_failed(result, future, kind, message)
-
-    def _complete_failed(
-        self, result: Result, future: Future[Result], kind: FailureKind, message: str
-    ) -> None:
-        name = "EndpointLostError" if kind is FailureKind.ENDPOINT_LOST else ""
-        self._fail(result, kind, message, name or "EndpointError")
-        future.set_result(result)
-
     def status(self) -> TransportStatus:
-        with self._pending_lock:
-            in_flight = len(self._pending)
+        in_flight = len(self._pending)
         heard = (
             None if self._last_online is None else time.monotonic() - self._last_online
         )

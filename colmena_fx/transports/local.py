@@ -24,13 +24,15 @@ from colmena_fx.endpoint import wire
 from colmena_fx.endpoint.process import EndpointProcess
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.models import HOST
-from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
+from colmena_fx.transports.pending import PendingTasks
+from colmena_fx.transports.pending import complete_failed
+from colmena_fx.transports.pending import transport_failure
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,7 @@ class LocalTransport:
         self.config = site
         self.process = EndpointProcess(site, Path(run_dir))
         self._functions = gcformat.FunctionCache()
-        self._pending: dict[str, tuple[Result, Future[Result]]] = {}
-        self._pending_lock = threading.Lock()
+        self._pending = PendingTasks()
         self._tx_lock = threading.Lock()
         self._state = TransportState.NEW
         self._lost_reason = ""
@@ -105,9 +106,10 @@ class LocalTransport:
         self._closing.set()
         if self._receiver is not None:
             self._receiver.join(timeout=5)
-        self._fail_all(
+        self._pending.fail_all(
             FailureKind.INFRASTRUCTURE,
             f"site {self.site!r} was stopped before the task finished",
+            self.site,
         )
         self._state = TransportState.STOPPED
         self.process.stop()
@@ -126,13 +128,13 @@ class LocalTransport:
             resource_specification=result.resources.to_resource_specification(),
         )
         frames = wire.encode(wire.Kind.TASK, header, packed)
-        with self._pending_lock:
+        with self._pending.lock:
             running = self._state is TransportState.RUNNING
             if running:
-                self._pending[result.task_id] = (result, future)
+                self._pending.add(result.task_id, result, future)
         if not running:
-            self._complete_failed(
-                result, future, FailureKind.ENDPOINT_LOST, self._why_down()
+            complete_failed(
+                result, future, FailureKind.ENDPOINT_LOST, self._why_down(), self.site
             )
             return future
         with self._tx_lock:
@@ -190,8 +192,7 @@ class LocalTransport:
         header: wire.ResultHeader,
         received_ns: int,
     ) -> None:
-        with self._pending_lock:
-            pending = self._pending.pop(entry.task_id, None)
+        pending = self._pending.pop(entry.task_id)
         if pending is None:
             log.warning("site %s returned unknown task %s", self.site, entry.task_id)
             return
@@ -203,7 +204,7 @@ class LocalTransport:
             gcformat.unpack_result(payload, result)  # adds the worker's stamps
         except Exception as exc:
             message = f"cannot read the result: {exc}"
-            result.fail(_failure(FailureKind.INFRASTRUCTURE, message))
+            result.fail(transport_failure(FailureKind.INFRASTRUCTURE, message, ""))
         result.stamp(Stamp.ENDPOINT_SENT, host=header.host, time_ns=header.sent_ns)
         result.stamp(Stamp.RECEIVED, time_ns=received_ns)
         result.stamp(Stamp.DESERIALIZED)
@@ -225,27 +226,13 @@ class LocalTransport:
 
     def _lose(self, reason: str) -> None:
         log.error("%s; failing its tasks in flight", reason)
-        with self._pending_lock:
+        with self._pending.lock:
             self._state = TransportState.LOST
             self._lost_reason = reason
-        self._fail_all(FailureKind.ENDPOINT_LOST, reason)
-
-    def _fail_all(self, kind: FailureKind, message: str) -> None:
-        with self._pending_lock:
-            pending = list(self._pending.values())
-            self._pending.clear()
-        for result, future in pending:
-            self._complete_failed(result, future, kind, message)
-
-    def _complete_failed(
-        self, result: Result, future: Future[Result], kind: FailureKind, message: str
-    ) -> None:
-        result.fail(_failure(kind, message, host=self.site))
-        future.set_result(result)
+        self._pending.fail_all(FailureKind.ENDPOINT_LOST, reason, self.site)
 
     def status(self) -> TransportStatus:
-        with self._pending_lock:
-            in_flight = len(self._pending)
+        in_flight = len(self._pending)
         heard = (
             None if self._last_heard is None else time.monotonic() - self._last_heard
         )
@@ -258,16 +245,3 @@ class LocalTransport:
             last_heard_s=heard,
             detail=self._lost_reason,
         )
-
-
-def _failure(kind: FailureKind, message: str, host: str = "") -> Failure:
-    names = {
-        FailureKind.ENDPOINT_LOST: "EndpointLostError",
-        FailureKind.INFRASTRUCTURE: "EndpointError",
-    }
-    return Failure(
-        kind=kind,
-        exception_type=names.get(kind, "EndpointError"),
-        message=message,
-        host=host,
-    )
