@@ -1,14 +1,15 @@
 # Two entry points for a fresh Debian machine: `make demo` and `make test`.
 # Each installs what it needs: a .venv with the package and its test tools, and,
 # when run as root, the Debian packages the tests start (RabbitMQ for the Globus
-# Compute stand-in, Chromium to check that run reports render).
+# Compute stand-in, Chromium to check that run reports render, Redis for data
+# stores).
 PYTHON ?= python3
-DEBIAN_PACKAGES := rabbitmq-server chromium
+DEBIAN_PACKAGES := rabbitmq-server chromium redis-server
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean debian-packages
+.PHONY: demo test lint bench bench-payloads clean debian-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/overhead.py
+
+bench-payloads: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/payloads.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -22,6 +22,9 @@ from pydantic import ValidationError
 from pydantic import field_validator
 from pydantic import model_validator
 
+from colmena_fx.datastores import CLIENT
+from colmena_fx.datastores import DataConfig
+from colmena_fx.datastores import MethodData
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.models import ResourceRequirements
 
@@ -192,6 +195,8 @@ class MethodRoute(_Strict):
     user_endpoint_config: dict[str, Any] = Field(default_factory=dict)
     #: Resubmissions after a lost worker or endpoint (never after a user error).
     max_retries: int = Field(default=0, ge=0)
+    #: Which data store carries this method's large values, and from what size.
+    data: MethodData = Field(default_factory=MethodData)
 
     def site_for(self, topic: str) -> str:
         return self.topics.get(topic, self.site)
@@ -225,7 +230,19 @@ class FederationConfig(_Strict):
     #: task's round trip; `synchronized`: the sites' clocks are known to agree
     #: (PTP, a good NTP) and stamps are taken as they are.
     clocks: Literal["estimate", "synchronized"] = "estimate"
+    #: Data stores for values too large to travel with their task.
+    data: DataConfig = Field(default_factory=DataConfig)
     source: Path | None = Field(default=None, exclude=True)
+
+    def store_for(self, method: str, site: str) -> str | None:
+        """The store that carries `method`'s large values to and from `site`."""
+        chosen = self.methods[method].data.store
+        if chosen is not None:
+            return chosen
+        for name, store in self.data.stores.items():
+            if store.reaches(CLIENT) and store.reaches(site):
+                return name
+        return None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -291,4 +308,38 @@ def load_federation(path: str | Path) -> tuple[FederationConfig, dict[str, SiteC
                     f"{path}: key 'methods.{method}.{where}': unknown site "
                     f"{site_name!r}; the sites are {sorted(sites)}"
                 )
+    _check_data(config, sites, path)
     return config, sites
+
+
+def _check_data(
+    config: FederationConfig, sites: dict[str, SiteConfig], path: Path
+) -> None:
+    """Every store name exists and every chosen store reaches its method's sites."""
+    known = {CLIENT, *sites}
+    for name, store in config.data.stores.items():
+        for site in store.sites or ():
+            if site not in known:
+                raise ConfigError(
+                    f"{path}: key 'data.stores.{name}.sites': unknown site {site!r}; "
+                    f"use {sorted(known)}"
+                )
+    for method, route in config.methods.items():
+        store = route.data.store
+        if store is not None and store not in config.data.stores:
+            raise ConfigError(
+                f"{path}: key 'methods.{method}.data.store': unknown store "
+                f"{store!r}; 'data.stores' declares {sorted(config.data.stores)}"
+            )
+        if store is None:
+            continue
+        declared = config.data.stores[store]
+        for site in {route.site, *route.topics.values()}:
+            for party in (CLIENT, site):
+                if not declared.reaches(party):
+                    raise ConfigError(
+                        f"{path}: key 'methods.{method}.data.store': store {store!r} "
+                        f"does not reach {party!r} (its 'sites' are "
+                        f"{declared.sites}), but {method!r} runs on {site!r} for "
+                        f"a thinker on the client"
+                    )

@@ -59,3 +59,7 @@ class ServiceError(ColmenaFXError, RuntimeError):
 
 class RateLimitError(ServiceError):
     """The Globus Compute web service asked the client to slow down."""
+
+
+class DataStoreError(ColmenaFXError, RuntimeError):
+    """A data store is unreachable, or a value in it is gone."""

@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from colmena_fx import serialize
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.config import load_federation
+from colmena_fx.data import DataManager
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import FederationNotRunningError
 from colmena_fx.exceptions import UnknownMethodError
@@ -81,6 +81,9 @@ class Federation:
         self.journal: Journal | None = None
         #: Clock offsets and per-hop latency of the current (or last) run.
         self.latency = LatencyRecorder(synchronized=config.clocks == "synchronized")
+        #: The data stores for large values (`data:` in the federation file).
+        base_dir = config.source.parent if config.source else Path.cwd()
+        self.data = DataManager(config, base_dir)
 
     @classmethod
     def from_file(
@@ -137,6 +140,11 @@ class Federation:
         self.latency = LatencyRecorder(
             synchronized=self.config.clocks == "synchronized"
         )
+        try:  # before the sites: a store that is down fails the start at once
+            self.data.start(self.run_dir.name, on_stamp=self._on_late_stamp)
+        except BaseException:
+            self.journal.close()
+            raise
         for name, site in self.sites.items():
             self.transports[name] = make_transport(
                 site,
@@ -149,6 +157,7 @@ class Federation:
         failures = {name: f.exception() for name, f in starts.items() if f.exception()}
         if failures:
             self._stop_transports()
+            self.data.stop()
             self.journal.close()
             for name, exc in failures.items():  # all of them, not only the first
                 log.error("site %s did not start: %s", name, exc)
@@ -172,6 +181,7 @@ class Federation:
             return
         self._running = False
         self._stop_transports()
+        self.data.stop()
         if self.journal is not None:
             self.journal.close()
 
@@ -231,9 +241,7 @@ class Federation:
             task_info=task_info or {},
         )  # fmt: skip
         result.stamp(Stamp.CREATED)
-        result.inputs = serialize.dumps(
-            (args, kwargs), what=f"an argument of {method!r}"
-        )
+        result.inputs = self.data.pack(result, args, kwargs)
         result.sizes.inputs = len(result.inputs)
         result.stamp(Stamp.SERIALIZED)
         self._send(result)
@@ -252,6 +260,7 @@ class Federation:
         except BaseException:
             with self._in_flight_lock:
                 self._in_flight.pop(result.task_id, None)
+            self.data.abandoned(result)
             raise
         future.add_done_callback(self._on_done)
 
@@ -284,6 +293,7 @@ class Federation:
             self._in_flight.pop(result.task_id, None)
         if self.journal is not None:
             self.journal.record("completed", _brief(result))
+        self.data.completed(result)
         self._topic(result.topic).put(result)
         self.latency.completed(result)  # after: the thinker need not wait for it
 
@@ -325,11 +335,15 @@ class Federation:
         when you drive `get_result` by hand and want that hop measured.
         """
         event = result.stamp(Stamp.PROCESSED)
+        self._on_late_stamp(result.task_id, Stamp.PROCESSED, event.time_ns)
+
+    def _on_late_stamp(self, task_id: str, name: str, time_ns: int) -> None:
+        """Journal and record a client stamp made after the task was delivered."""
         if self.journal is not None:
             self.journal.record(
-                "processed", {"task_id": result.task_id, "time_ns": event.time_ns}
+                "stamped", {"task_id": task_id, "name": name, "time_ns": time_ns}
             )
-        self.latency.stamped(result.task_id, Stamp.PROCESSED, event.time_ns)
+        self.latency.stamped(task_id, name, time_ns)
 
     # -- state -----------------------------------------------------------------------
 

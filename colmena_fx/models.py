@@ -47,6 +47,17 @@ class Stamp(StrEnum):
     DELIVERED = "delivered"
     # thinker: its result processor returned
     PROCESSED = "processed"
+    # large values by reference, each step on the host that takes it: the client
+    # stores arguments, the worker fetches them, stores the result, and the client
+    # fetches that when the thinker first uses it
+    INPUT_PUT_STARTED = "input_put_started"
+    INPUT_PUT_ENDED = "input_put_ended"
+    INPUT_DATA_STARTED = "input_data_started"
+    INPUT_DATA_ENDED = "input_data_ended"
+    RESULT_PUT_STARTED = "result_put_started"
+    RESULT_PUT_ENDED = "result_put_ended"
+    RESULT_DATA_STARTED = "result_data_started"
+    RESULT_DATA_ENDED = "result_data_ended"
 
 
 class Event(NamedTuple):

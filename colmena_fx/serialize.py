@@ -44,3 +44,13 @@ def loads(data: bytes) -> Any:
     except Exception as exc:
         raise SerializationError(f"cannot deserialize a value: {exc}") from exc
     raise SerializationError(f"unknown serialization tag {tag!r}")
+
+
+def encoded_size(size: int) -> int:
+    """Bytes of `size` bytes once base64-encoded in 76-character lines.
+
+    Globus Compute sends every argument and result that way, and its limits apply
+    to what is sent.
+    """
+    encoded = (size + 2) // 3 * 4
+    return encoded + encoded // 76

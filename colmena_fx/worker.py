@@ -1,7 +1,8 @@
 """The function that runs on a worker, inside Globus Compute's `execute_task`.
 
 The engine runs `partial(execute, user_function)` on the serialized request. The
-shim stamps the worker's events, runs the user function, and turns any exception
+shim stamps the worker's events, fetches arguments sent by reference, runs the user
+function, stores a large result by reference, and turns any exception
 into a `Failure` carrying the traceback as printed on the worker, so the client
 never has to unpickle a remote exception class it may not have.
 """
@@ -15,7 +16,18 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from proxystore.proxy import Proxy
+from proxystore.store import get_or_create_store
+
 from colmena_fx import serialize
+from colmena_fx.datastores import ENGINE_RESULT_LIMIT
+from colmena_fx.datastores import DataPolicy
+from colmena_fx.datastores import argument_name
+from colmena_fx.datastores import format_size
+from colmena_fx.datastores import own_proxies
+from colmena_fx.datastores import put_serialized
+from colmena_fx.exceptions import DataStoreError
+from colmena_fx.exceptions import PayloadTooLargeError
 from colmena_fx.models import HOST
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
@@ -46,11 +58,13 @@ def _failure(
 
 
 def execute(function: Callable[..., Any], request: bytes) -> WorkerReply:
-    """Run `function` on the (args, kwargs) serialized in `request`."""
+    """Run `function` on the (args, kwargs, policy) serialized in `request`."""
     events = [(Stamp.WORKER_STARTED.value, time.time_ns(), HOST)]
     reply = WorkerReply(success=False, events=events)
+    name = getattr(function, "__name__", "the function")
     try:
-        args, kwargs = serialize.loads(request)
+        args, kwargs, policy = serialize.loads(request)
+        args, kwargs = _fetch_inputs(args, kwargs, name, events)
     except Exception as exc:
         reply.failure = _failure(exc, FailureKind.INFRASTRUCTURE)
         events.append((Stamp.WORKER_ENDED.value, time.time_ns(), HOST))
@@ -66,11 +80,86 @@ def execute(function: Callable[..., Any], request: bytes) -> WorkerReply:
         reply.failure = _failure(exc)
     else:
         events.append((Stamp.COMPUTE_ENDED.value, time.time_ns(), HOST))
-        name = getattr(function, "__name__", "the function")
         try:
-            reply.value = serialize.dumps(value, what=f"the value returned by {name}")
+            data = serialize.dumps(value, what=f"the value returned by {name}")
+            reply.value = _by_reference(data, policy, name, events)
             reply.success = True
         except Exception as exc:
             reply.failure = _failure(exc)
     events.append((Stamp.WORKER_ENDED.value, time.time_ns(), HOST))
     return reply
+
+
+def _fetch_inputs(
+    args: tuple[Any, ...], kwargs: dict[str, Any], name: str, events: list[Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments with colmena-fx's proxies replaced by their values.
+
+    Fetched before the function starts, so that their transfer is timed as the
+    `input_data` hop rather than hidden in `compute`, and the function receives
+    plain objects (C extensions and `isinstance` checks need them). Users' own
+    proxies stay proxies.
+    """
+    found = [*own_proxies(list(args)), *own_proxies(kwargs)]
+    if not found:
+        return args, kwargs
+    events.append((Stamp.INPUT_DATA_STARTED.value, time.time_ns(), HOST))
+    values: dict[str, Any] = {}
+    for where, factory in found:
+        try:
+            values[where] = factory()
+        except DataStoreError as exc:
+            raise DataStoreError(f"{argument_name(where, name)}: {exc}") from None
+    events.append((Stamp.INPUT_DATA_ENDED.value, time.time_ns(), HOST))
+    positional = [_swap(value, str(i), values) for i, value in enumerate(args)]
+    keywords = {key: _swap(value, key, values) for key, value in kwargs.items()}
+    return tuple(positional), keywords
+
+
+def _swap(value: Any, where: str, values: dict[str, Any]) -> Any:
+    """`value`, or its fetched target, one level into containers as well."""
+    if where in values:
+        return values[where]
+    if isinstance(value, Proxy):  # a user's own: isinstance below would resolve it
+        return value
+    if isinstance(value, list | tuple):
+        items = [values.get(f"{where}[{i!r}]", v) for i, v in enumerate(value)]
+        return type(value)(items) if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {k: values.get(f"{where}[{k!r}]", v) for k, v in value.items()}
+    return value
+
+
+def _by_reference(
+    data: bytes, policy: DataPolicy | None, name: str, events: list[Any]
+) -> bytes:
+    """`data`, or a proxy of it in the policy's store when it is large.
+
+    Without a store, a value over the engine's result limit fails here, with the
+    fix in the message, rather than in the engine with only the sizes.
+    """
+    if policy is None or policy.store is None or len(data) < policy.threshold:
+        sent = serialize.encoded_size(len(data))
+        limit = policy.result_limit if policy is not None else ENGINE_RESULT_LIMIT
+        if sent <= limit:
+            return data
+        raise PayloadTooLargeError(
+            f"the value returned by {name!r} serializes to "
+            f"{format_size(len(data))} ({format_size(sent)} as sent), over the "
+            f"endpoint's result limit of {limit / 2**20:.0f} MiB: declare a data "
+            f"store under 'data.stores' in the federation file so that large "
+            f"values go by reference (README, 'Large data')"
+        )
+    events.append((Stamp.RESULT_PUT_STARTED.value, time.time_ns(), HOST))
+    store = get_or_create_store(policy.store, register=True)
+    try:
+        proxy = put_serialized(store, data, policy.store_name)
+    except Exception as exc:
+        raise DataStoreError(
+            f"cannot store the value returned by {name!r} "
+            f"({format_size(len(data))}) in data store {policy.store_name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    reference = serialize.dumps(proxy)
+    events.append((Stamp.RESULT_PUT_ENDED.value, time.time_ns(), HOST))
+    return reference

@@ -43,13 +43,16 @@ def write_federation(
     sites: list[Path],
     methods: dict[str, dict[str, Any]],
     name: str = "test",
+    **settings: Any,
 ) -> Path:
+    """A federation file; `settings` are further top-level keys (`data`, ...)."""
     path = directory / "federation.yaml"
     body = {
         "name": name,
         "sites": [str(site) for site in sites],
         "methods": methods,
         "run_dir": str(directory / "runs"),
+        **settings,
     }
     path.write_text(yaml.safe_dump(body))
     return path

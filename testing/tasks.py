@@ -54,3 +54,25 @@ def return_unpicklable() -> object:
 def make_bytes(size: int) -> bytes:
     """A result of `size` bytes, made on the worker."""
     return b"x" * size
+
+
+def make_array(size: int) -> Any:
+    """A float64 array of `size` bytes, made on the worker."""
+    import numpy as np
+
+    return np.arange(size // 8, dtype=np.float64)
+
+
+def checksum(array: Any) -> float:
+    """A number that depends on every element, so each byte must have arrived."""
+    return float(array.sum())
+
+
+def proxy_state(value: Any) -> tuple[str, bool]:
+    """What the function was given: its class name and, for a proxy, if resolved."""
+    from proxystore.proxy import Proxy
+    from proxystore.proxy import is_resolved
+
+    if isinstance(value, Proxy):
+        return "Proxy", is_resolved(value)
+    return type(value).__name__, True

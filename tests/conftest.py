@@ -14,9 +14,9 @@ from testing.sites import FederationFactory
 from testing.sites import write_federation
 from testing.sites import write_site
 
-#: The local Globus Compute service (RabbitMQ, stand-in web service, endpoints), and
-#: links with a known clock offset or delay.
-pytest_plugins = ["testing.gcservice.fixtures", "testing.links"]
+#: The local Globus Compute service (RabbitMQ, stand-in web service, endpoints),
+#: links with a known clock offset or delay, and a Redis server for data stores.
+pytest_plugins = ["testing.gcservice.fixtures", "testing.links", "testing.redis"]
 
 
 @pytest.fixture
@@ -27,13 +27,14 @@ def make_federation(tmp_path: Path) -> Iterator[FederationFactory]:
     def make(
         methods: dict[str, dict[str, Any]],
         sites: dict[str, dict[str, Any]] | None = None,
+        federation: dict[str, Any] | None = None,
         **site_settings: Any,
     ) -> Federation:
         site_files = [
             write_site(tmp_path, name, engine, **site_settings)
             for name, engine in (sites or {"cpu": PROCESS_POOL}).items()
         ]
-        path = write_federation(tmp_path, site_files, methods)
+        path = write_federation(tmp_path, site_files, methods, **(federation or {}))
         federation = Federation.from_file(path)
         started.append(federation)
         return federation.start()

@@ -49,13 +49,16 @@ def _federation(
     endpoints: dict[str, EndpointProcess],
     methods: dict[str, dict[str, Any]],
     started: list[Federation],
+    data: dict[str, Any] | None = None,
     **link: Any,
 ) -> Federation:
     sites = [
         write_globus_site(tmp_path, name, service, endpoint, **link)
         for name, endpoint in endpoints.items()
     ]
-    federation = Federation.from_file(write_federation(tmp_path, sites, methods))
+    settings = {"data": data} if data else {}
+    path = write_federation(tmp_path, sites, methods, **settings)
+    federation = Federation.from_file(path)
     started.append(federation)
     return federation.start()
 
@@ -65,11 +68,14 @@ def _one_site(
     service: ComputeServiceStandIn,
     endpoint: EndpointProcess,
     started: list[Federation],
+    data: dict[str, Any] | None = None,
     **link: Any,
 ) -> Federation:
     methods = {name: {"site": "gc", "function": f"testing.tasks:{name}"}
                for name in TASKS}  # fmt: skip
-    return _federation(tmp_path, service, {"gc": endpoint}, methods, started, **link)
+    return _federation(
+        tmp_path, service, {"gc": endpoint}, methods, started, data, **link
+    )
 
 
 def _result(federation: Federation, timeout: float = 60) -> Result:
@@ -174,8 +180,31 @@ def test_oversize_input_refused_at_submit_and_oversize_result_fails(
     result = _result(federation)
     assert result.failure is not None
     assert result.failure.exception_type == "PayloadTooLargeError"
+    assert "11.5 MB" in result.failure.message  # the size, before base64
     assert "result limit of 10 MiB" in result.failure.message
-    assert "by reference" in result.failure.message
+    assert "'data.stores'" in result.failure.message  # how to fix it
+
+
+def test_values_over_the_service_limits_go_by_reference(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    store = {"type": "file", "path": str(tmp_path / "store")}
+    data = {"stores": {"shared": store}, "threshold": "1 MB"}
+    federation = _one_site(
+        tmp_path, compute_service, endpoint, federations, data=data
+    )
+    payload = b"x" * 30_000_000  # three times what the service accepts inline
+    federation.submit("echo", payload)
+    result = _result(federation)
+    assert result.success, result.failure
+    assert result.value == payload
+    assert result.sizes.request < 100_000
+    names = {event.name for event in result.timeline.events}
+    assert {Stamp.INPUT_DATA_ENDED, Stamp.RESULT_PUT_ENDED} <= names
 
 
 def test_submission_refused_by_the_service_fails_its_task_then_sending_recovers(

@@ -37,7 +37,7 @@ def test_result_record_omits_payloads() -> None:
 
 
 def test_worker_shim_stamps_in_order_and_captures_failures() -> None:
-    reply = execute(add, serialize.dumps(((2,), {"b": 3})))
+    reply = execute(add, serialize.dumps(((2,), {"b": 3}, None)))
     assert reply.success and serialize.loads(reply.value) == 5
     names = [name for name, _, _ in reply.events]
     assert names == [
@@ -49,7 +49,7 @@ def test_worker_shim_stamps_in_order_and_captures_failures() -> None:
     times = [t for _, t, _ in reply.events]
     assert times == sorted(times)
 
-    failed = execute(fail_with, serialize.dumps((("boom",), {})))
+    failed = execute(fail_with, serialize.dumps((("boom",), {}, None)))
     assert not failed.success and failed.failure is not None
     assert failed.failure["exception_type"] == "ValueError"
     assert "inner_helper" in failed.failure["traceback"]

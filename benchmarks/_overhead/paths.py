@@ -121,7 +121,7 @@ class RawEngine:
         self._serde = ComputeSerializer()
         # Built once, as colmena-fx's transport does: the shim around `noop`.
         self._function_buffer = gcformat.FunctionCache().buffer(noop)
-        self._request = serialize.dumps(((), {}))
+        self._request = serialize.dumps(((), {}, None))
 
     def start(self) -> None:
         self._engine = self.site.build_engine()

@@ -58,6 +58,25 @@ HOP_NAMES: tuple[str, ...] = (
     "thinker",  # the thinker's result processor
 )
 
+#: Stamps of the steps that move large values by reference, in pairs (start, end).
+#: They lie off the chain: each step happens inside a chain hop (`input_put` in
+#: `serialize`, `input_data` in `input_resolve`, `result_put` in
+#: `result_serialize`), or whenever the thinker first uses a result
+#: (`result_data`), so they are measured as spans of their own.
+DATA_STAMPS: tuple[Stamp, ...] = (
+    Stamp.INPUT_PUT_STARTED,
+    Stamp.INPUT_PUT_ENDED,
+    Stamp.INPUT_DATA_STARTED,
+    Stamp.INPUT_DATA_ENDED,
+    Stamp.RESULT_PUT_STARTED,
+    Stamp.RESULT_PUT_ENDED,
+    Stamp.RESULT_DATA_STARTED,
+    Stamp.RESULT_DATA_ENDED,
+)
+
+#: Every stamp a timeline table keeps: the chain, then the data steps.
+COLUMNS: tuple[Stamp, ...] = (*CHAIN, *DATA_STAMPS)
+
 #: Stamps made by the client's own process, in the client's clock.
 CLIENT_STAMPS: frozenset[str] = frozenset(
     stamp.value
@@ -69,10 +88,14 @@ CLIENT_STAMPS: frozenset[str] = frozenset(
         Stamp.DESERIALIZED,
         Stamp.DELIVERED,
         Stamp.PROCESSED,
+        Stamp.INPUT_PUT_STARTED,
+        Stamp.INPUT_PUT_ENDED,
+        Stamp.RESULT_DATA_STARTED,
+        Stamp.RESULT_DATA_ENDED,
     )
 )
 
-POSITION: dict[str, int] = {stamp.value: i for i, stamp in enumerate(CHAIN)}
+POSITION: dict[str, int] = {stamp.value: i for i, stamp in enumerate(COLUMNS)}
 
 
 @dataclass(frozen=True)
@@ -105,14 +128,19 @@ def hops_between(present: Sequence[int]) -> list[Hop]:
     Consecutive present stamps bound one hop each; whatever lies between them
     (missing stamps) merges into it.
     """
-    ordered = sorted(present)
+    ordered = sorted(position for position in present if position < len(CHAIN))
     return [Hop(a, b) for a, b in itertools.pairwise(ordered)]
 
 
-#: Whole-task spans, each measured within the client's own clock.
+#: Spans, each measured within one clock: whole-task spans on the client's, then
+#: the data steps on the clock of the host that took them.
 SPANS: dict[str, tuple[Stamp, Stamp]] = {
     "round_trip": (Stamp.SENT, Stamp.RECEIVED),
     "total": (Stamp.CREATED, Stamp.DELIVERED),
+    "input_put": (Stamp.INPUT_PUT_STARTED, Stamp.INPUT_PUT_ENDED),
+    "input_data": (Stamp.INPUT_DATA_STARTED, Stamp.INPUT_DATA_ENDED),
+    "result_put": (Stamp.RESULT_PUT_STARTED, Stamp.RESULT_PUT_ENDED),
+    "result_data": (Stamp.RESULT_DATA_STARTED, Stamp.RESULT_DATA_ENDED),
 }
 
 #: Every hop name a full chain can have, then the spans, in display order.

@@ -143,21 +143,23 @@ class LatencyRecorder:
         `synchronized` defaults to what the run declared.
         """
         records: list[dict[str, Any]] = []
-        processed: list[tuple[str, int]] = []
+        late: list[tuple[str, str, int]] = []
         declared = False
         for entry in read_journal(run_dir):
             event, task = entry["event"], entry["task"]
             if event == "delivered":
                 records.append(task)
-            elif event == "processed":
-                processed.append((task["task_id"], task["time_ns"]))
+            elif event == "stamped":
+                late.append((task["task_id"], task["name"], task["time_ns"]))
+            elif event == "processed":  # journals written before `stamped`
+                late.append((task["task_id"], Stamp.PROCESSED, task["time_ns"]))
             elif event == "run":
                 declared = task.get("clocks") == "synchronized"
         recorder = cls.from_records(
             records, synchronized=declared if synchronized is None else synchronized
         )
-        for task_id, time_ns in processed:
-            recorder.stamped(task_id, Stamp.PROCESSED, time_ns)
+        for task_id, name, time_ns in late:
+            recorder.stamped(task_id, name, time_ns)
         return recorder
 
 

@@ -2,8 +2,9 @@
 
 A long campaign finishes hundreds of thousands of tasks; keeping each timeline as
 Python objects would cost a kilobyte a task. Here a task is one row: the time of
-each stamp of `CHAIN` (int64 ns, or -1 where missing) and the index of the clock
-that stamped it, which is all that hop statistics and reports need.
+each stamp of `COLUMNS` (the chain, then the data steps; int64 ns, or -1 where
+missing) and the index of the clock that stamped it, which is all that hop
+statistics and reports need.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from colmena_fx.latency.clocks import ClockSync
-from colmena_fx.latency.hops import CHAIN
 from colmena_fx.latency.hops import CLIENT_STAMPS
+from colmena_fx.latency.hops import COLUMNS
 from colmena_fx.latency.hops import POSITION
 
 MISSING = -1
@@ -38,7 +39,7 @@ class TaskInfo:
 class CorrectedTimes:
     """Every task's stamps on the client's clock, in seconds since the first stamp.
 
-    `times[i, j]` is task i's stamp `CHAIN[j]` (NaN where missing); `uncertainty`
+    `times[i, j]` is task i's stamp `COLUMNS[j]` (NaN where missing); `uncertainty`
     the same shape, the +- of each corrected stamp (0 on the client's clock).
     """
 
@@ -58,8 +59,8 @@ class TimelineStore:
     """Rows of task timelines, added as tasks finish and amended after delivery."""
 
     def __init__(self) -> None:
-        self._times = np.full((256, len(CHAIN)), MISSING, dtype=np.int64)
-        self._clocks = np.zeros((256, len(CHAIN)), dtype=np.int32)
+        self._times = np.full((256, len(COLUMNS)), MISSING, dtype=np.int64)
+        self._clocks = np.zeros((256, len(COLUMNS)), dtype=np.int32)
         self._tasks: list[TaskInfo] = []
         self._rows: dict[str, int] = {}
         #: Clock index -> (site, host); index 0 is the client.
@@ -74,8 +75,8 @@ class TimelineStore:
 
     def add(self, info: TaskInfo, events: Iterable[Any]) -> None:
         """Add (or replace) a task's row from its events; the last of a name wins."""
-        times = [MISSING] * len(CHAIN)
-        clocks = [CLIENT_CLOCK] * len(CHAIN)
+        times = [MISSING] * len(COLUMNS)
+        clocks = [CLIENT_CLOCK] * len(COLUMNS)
         with self._lock:
             for name, time_ns, host in events:
                 column = self._column(name, host)
@@ -126,8 +127,8 @@ class TimelineStore:
         if rows <= len(self._times):
             return
         size = max(rows, 2 * len(self._times))
-        times = np.full((size, len(CHAIN)), MISSING, dtype=np.int64)
-        clocks = np.zeros((size, len(CHAIN)), dtype=np.int32)
+        times = np.full((size, len(COLUMNS)), MISSING, dtype=np.int64)
+        clocks = np.zeros((size, len(COLUMNS)), dtype=np.int32)
         times[: len(self._times)] = self._times
         clocks[: len(self._clocks)] = self._clocks
         self._times, self._clocks = times, clocks

@@ -168,7 +168,8 @@ def fail_from_engine(
                     f"the result of {result.method!r} serializes to "
                     f"{size / 1e6:.1f} MB, over "
                     f"the endpoint's result limit of {limit / 2**20:.0f} MiB: "
-                    f"return large values by reference (a data store) instead"
+                    f"declare a data store under 'data.stores' in the federation "
+                    f"file so that large values go by reference"
                 ),
                 traceback=text,
                 host=result.site or "",

@@ -27,6 +27,7 @@ from globus_compute_sdk import Client
 from globus_compute_sdk.errors import TaskExecutionFailed
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 
+from colmena_fx import serialize
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import ColmenaFXError
@@ -169,8 +170,9 @@ class GlobusTransport:
             raise PayloadTooLargeError(
                 f"the inputs of {result.method!r} make a {request_bytes / 1e6:.1f} MB "
                 f"submission, over Globus Compute's {SUBMIT_LIMIT_BYTES / 1e6:.0f} MB "
-                f"limit (site {self.site!r}): pass large values by reference "
-                f"(a data store) instead"
+                f"limit (site {self.site!r}): declare a data store under "
+                f"'data.stores' in the federation file so that large values go by "
+                f"reference (README, 'Large data')"
             )
         result.sizes.request = request_bytes
         function_id = self._register(function)
@@ -344,5 +346,4 @@ class GlobusTransport:
 
 def _submission_size(inputs: bytes) -> int:
     """Bytes of the submit request a task adds: its payload goes as base64 lines."""
-    encoded = (len(inputs) + 2) // 3 * 4
-    return encoded + encoded // 76 + _REQUEST_OVERHEAD_BYTES
+    return serialize.encoded_size(len(inputs)) + _REQUEST_OVERHEAD_BYTES

@@ -139,8 +139,8 @@ def translate(exc: globus_sdk.GlobusAPIError, doing: str) -> ColmenaFXError:
         return PayloadTooLargeError(
             f"Globus Compute refused the submission as too large while {doing} "
             f"({detail}); its limit is {SUBMIT_LIMIT_BYTES / 1e6:.0f} MB per "
-            f"request: send large values by reference, or lower the site's "
-            f"globus.batch_size"
+            f"request: send large values by reference (a store under 'data.stores' "
+            f"in the federation file), or lower the site's globus.batch_size"
         )
     if status == 429:
         return RateLimitError(

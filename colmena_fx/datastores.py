@@ -1,0 +1,347 @@
+"""The data stores a federation file declares, as ProxyStore stores.
+
+A store is declared once (`data.stores` in the federation file) and used on both
+sides of a task: the client writes arguments into it and reads results from it; a
+worker does the opposite. Workers never see the federation file: what they need
+travels with each task as a `DataPolicy`, whose ProxyStore `StoreConfig` rebuilds
+the same store in the worker's process.
+
+Proxies made here carry a `DataFactory`, which marks them as colmena-fx's own (so a
+worker resolves them before the user function starts, and the client knows when
+it may evict them) and times their resolution for the latency record.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+from typing import Any
+from typing import Literal
+
+import proxystore.store
+from proxystore.connectors.file import FileConnector
+from proxystore.connectors.redis import RedisConnector
+from proxystore.proxy import Proxy
+from proxystore.proxy import get_factory
+from proxystore.store import Store
+from proxystore.store.config import StoreConfig
+from proxystore.store.exceptions import ProxyResolveMissingKeyError
+from proxystore.store.factory import StoreFactory
+from pydantic import BaseModel
+from pydantic import BeforeValidator
+from pydantic import ConfigDict
+from pydantic import Field
+
+from colmena_fx.exceptions import DataStoreError
+
+#: The site name that stands for the thinker's own machine in `sites` lists.
+CLIENT = "client"
+#: What a Globus Compute engine accepts as a task's result, as sent (after base64):
+#: `globus_compute_endpoint.engines.helper`'s limit, on every site.
+ENGINE_RESULT_LIMIT = 10 * 2**20
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `1000000`, `"1 MB"` (10^6) or `"1 MiB"` (2^20)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as '10 MB', got {value!r}")
+    if isinstance(value, int | float):
+        return int(value)
+    match = _SIZE.match(str(value))
+    unit = match[2].lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ValueError(
+            f"expected a size such as 1000000, '10 MB' or '4 MiB', got {value!r}"
+        )
+    return int(float(match[1]) * _UNITS[unit])
+
+
+def format_size(size: float) -> str:
+    """`12.6 MB`: decimal units, as the transports' limits are usually quoted."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size:.0f} B"
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _StoreDeclaration(_Strict):
+    #: Who can reach the store: site names and `client`; unset means everyone.
+    sites: list[str] | None = None
+    #: Deserialized objects each process keeps (per store) for reuse; 0 disables.
+    cache_size: int = Field(default=0, ge=0)
+
+    def reaches(self, site: str) -> bool:
+        return self.sites is None or site in self.sites
+
+
+class FileStore(_StoreDeclaration):
+    """A directory every party mounts at the same path (a shared file system)."""
+
+    type: Literal["file"]
+    #: Relative paths are relative to the federation file.
+    path: Path
+
+
+class RedisStore(_StoreDeclaration):
+    """A Redis server every party can connect to."""
+
+    type: Literal["redis"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=6379, ge=1, le=65535)
+    #: Seconds to wait for the server before giving up (a down server is an
+    #: error, never a hang).
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class GlobusStore(_StoreDeclaration):
+    """Globus Transfer collections, for data that must cross facilities.
+
+    `collections` maps each collection's UUID to `host_regex` (which hosts use it),
+    `endpoint_path` (the directory as the collection sees it) and `local_path` (the
+    same directory as those hosts mount it), as ProxyStore's `GlobusConnector`
+    takes them. Needs `proxystore-globus-auth login` once on every host.
+    """
+
+    type: Literal["globus"]
+    collections: dict[str, dict[str, str]] = Field(min_length=2)
+    #: Seconds a resolve waits for its transfer to finish.
+    timeout_s: int = Field(default=60, gt=0)
+
+
+StoreDeclaration = Annotated[
+    FileStore | RedisStore | GlobusStore, Field(discriminator="type")
+]
+Lifetime = Literal["task", "campaign", "keep"]
+
+
+class DataConfig(_Strict):
+    """The `data:` block of a federation file."""
+
+    #: Name -> store. For a task, the first store (in this order) that reaches both
+    #: the client and the task's site carries its large values, unless the method
+    #: names one.
+    stores: dict[str, StoreDeclaration] = Field(default_factory=dict)
+    #: Values whose serialized size is at or over this go by reference.
+    threshold: Size = 1_000_000
+    #: `task`: an argument is evicted when its task finishes, a result when the
+    #: thinker drops it (and no task in flight carries it); `campaign`: everything
+    #: is evicted when the federation stops; `keep`: never evicted by colmena-fx.
+    #: Whatever is left when the federation stops is evicted, except `keep`.
+    lifetime: Lifetime = "task"
+
+
+class MethodData(_Strict):
+    """A method's own data settings (`methods.<name>.data`), over `data:`'s."""
+
+    store: str | None = None
+    threshold: Size | None = None
+    lifetime: Lifetime | None = None
+
+
+@dataclass(frozen=True)
+class DataPolicy:
+    """What a worker needs to know to return a large value by reference.
+
+    Travels with each task; `store` is None when no store serves the method.
+    """
+
+    store: StoreConfig | None
+    store_name: str
+    threshold: int
+    #: The engine's limit on a result as sent (after base64).
+    result_limit: int
+
+
+class DataFactory(StoreFactory[Any, Any]):
+    """A ProxyStore factory that marks colmena-fx's own proxies and times resolves.
+
+    `listeners` (per process) hear of every resolve as (factory, started_ns,
+    ended_ns); the client uses it to stamp a result's `result_data` hop when the
+    thinker first touches the value, however late that is.
+    """
+
+    listeners: list[Callable[[DataFactory, int, int], None]] = []
+
+    def __init__(self, key: Any, store_config: StoreConfig, store_name: str) -> None:
+        super().__init__(key, store_config, deserializer=_loads)
+        self.store_name = store_name
+
+    def resolve(self) -> Any:
+        started = time.time_ns()
+        try:
+            value = super().resolve()
+        except ProxyResolveMissingKeyError:
+            raise DataStoreError(
+                f"a value in data store {self.store_name!r} is gone: it was evicted "
+                f"(see its lifetime, `data.lifetime`) before this proxy of it was "
+                f"resolved"
+            ) from None
+        except Exception as exc:
+            raise DataStoreError(
+                f"cannot read a value from data store {self.store_name!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        ended = time.time_ns()
+        for listener in list(DataFactory.listeners):
+            listener(self, started, ended)
+        return value
+
+
+def _loads(data: bytes) -> Any:
+    from colmena_fx import serialize  # the worker's import order: shim first
+
+    return serialize.loads(bytes(data))
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def put_serialized(store: Store[Any], data: bytes, store_name: str) -> Proxy[Any]:
+    """A colmena-fx proxy of a value already serialized by `serialize.dumps`."""
+    key = store.put(data, serializer=_identity)
+    return Proxy(DataFactory(key, store.config(), store_name))
+
+
+def factory_of(value: Any) -> DataFactory | None:
+    """The `DataFactory` of `value` if it is a colmena-fx proxy, without resolving."""
+    if isinstance(value, Proxy):
+        factory = get_factory(value)
+        if isinstance(factory, DataFactory):
+            return factory
+    return None
+
+
+def argument_name(where: object, method: str) -> str:
+    """`argument 2 of 'simulate'` from a 0-based `where` ("1", "1[0]", "model")."""
+    head, bracket, rest = str(where).partition("[")
+    name = str(int(head) + 1) if head.isdigit() else repr(head)
+    return f"argument {name}{bracket}{rest} of {method!r}"
+
+
+def own_proxies(values: Any) -> Iterator[tuple[str, DataFactory]]:
+    """(where, factory) for each colmena-fx proxy among `values`' items.
+
+    `values` is a list of arguments or a dict of keyword arguments; items are looked
+    at, and one level into lists, tuples and dicts, where a thinker puts the proxies
+    it forwards. Deeper proxies still work but are neither tracked nor resolved early.
+    """
+    items = values.items() if isinstance(values, dict) else enumerate(values)
+    for where, value in items:
+        if isinstance(value, Proxy):  # before any other isinstance: that resolves it
+            factory = factory_of(value)
+            if factory is not None:
+                yield str(where), factory
+        elif isinstance(value, list | tuple | dict):
+            inner = value.items() if isinstance(value, dict) else enumerate(value)
+            for index, item in inner:
+                factory = factory_of(item)
+                if factory is not None:
+                    yield f"{where}[{index!r}]", factory
+
+
+class TimedRedisConnector(RedisConnector):
+    """ProxyStore's Redis connector with timeouts: a down server raises, never hangs."""
+
+    def __init__(
+        self, hostname: str, port: int, clear: bool = False, timeout_s: float = 5.0
+    ) -> None:
+        import redis
+
+        super().__init__(hostname, port, clear=clear)
+        self.timeout_s = timeout_s
+        self._redis_client.close()
+        self._redis_client = redis.StrictRedis(
+            host=hostname,
+            port=port,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "timeout_s": self.timeout_s}
+
+
+def open_store(
+    name: str, declaration: StoreDeclaration, base_dir: Path, run_id: str
+) -> Store[Any]:
+    """The ProxyStore store for `declaration`, checked to be reachable now.
+
+    Its ProxyStore name is unique to the run (`run_id`), so that two federations in
+    one process, or a worker serving two runs, never mix their stores.
+    """
+    connector: Any
+    if isinstance(declaration, FileStore):
+        path = declaration.path
+        path = path if path.is_absolute() else base_dir / path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataStoreError(
+                f"data store {name!r}: cannot create directory {path}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        connector = FileConnector(str(path), clear=False)
+    elif isinstance(declaration, RedisStore):
+        connector = TimedRedisConnector(
+            declaration.host, declaration.port, timeout_s=declaration.timeout_s
+        )
+        check_redis(name, connector)
+    else:
+        connector = _globus_connector(name, declaration)
+    return Store(
+        f"colmena-fx-{name}-{run_id}",
+        connector,
+        cache_size=declaration.cache_size,
+        register=True,
+    )
+
+
+def check_redis(name: str, connector: TimedRedisConnector) -> None:
+    """Raise a `DataStoreError` naming the server unless it answers a ping."""
+    import redis
+
+    try:
+        connector._redis_client.ping()
+    except redis.RedisError as exc:
+        raise DataStoreError(
+            f"data store {name!r}: the Redis server at {connector.hostname}:"
+            f"{connector.port} does not answer ({exc}); start it, or fix "
+            f"'data.stores.{name}.host/port' in the federation file"
+        ) from None
+
+
+def _globus_connector(name: str, declaration: GlobusStore) -> Any:
+    from proxystore.connectors.globus import GlobusConnector
+
+    try:
+        return GlobusConnector(
+            declaration.collections, clear=False, timeout=declaration.timeout_s
+        )
+    except Exception as exc:
+        raise DataStoreError(
+            f"data store {name!r}: cannot use Globus Transfer ({type(exc).__name__}: "
+            f"{exc}); run `proxystore-globus-auth login` on this host and check "
+            f"'data.stores.{name}.collections'"
+        ) from exc
+
+
+def close_store(store: Store[Any]) -> None:
+    proxystore.store.unregister_store(store)
+    store.close()
