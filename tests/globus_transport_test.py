@@ -194,9 +194,7 @@ def test_values_over_the_service_limits_go_by_reference(
     endpoint = start_endpoint("pool", PROCESS_POOL)
     store = {"type": "file", "path": str(tmp_path / "store")}
     data = {"stores": {"shared": store}, "threshold": "1 MB"}
-    federation = _one_site(
-        tmp_path, compute_service, endpoint, federations, data=data
-    )
+    federation = _one_site(tmp_path, compute_service, endpoint, federations, data=data)
     payload = b"x" * 30_000_000  # three times what the service accepts inline
     federation.submit("echo", payload)
     result = _result(federation)
