@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from typing import Any
@@ -41,10 +40,6 @@ from colmena_fx.exceptions import DataStoreError
 
 #: The site name that stands for the thinker's own machine in `sites` lists.
 CLIENT = "client"
-#: What a Globus Compute engine accepts as a task's result, as sent (after base64):
-#: `globus_compute_endpoint.engines.helper`'s limit, on every site.
-ENGINE_RESULT_LIMIT = 10 * 2**20
-
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
@@ -63,14 +58,6 @@ def parse_size(value: Any) -> int:
             f"expected a size such as 1000000, '10 MB' or '4 MiB', got {value!r}"
         )
     return int(float(match[1]) * _UNITS[unit])
-
-
-def format_size(size: float) -> str:
-    """`12.6 MB`: decimal units, as the transports' limits are usually quoted."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size:.0f} B"
 
 
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
@@ -154,20 +141,6 @@ class MethodData(_Strict):
     lifetime: Lifetime | None = None
 
 
-@dataclass(frozen=True)
-class DataPolicy:
-    """What a worker needs to know to return a large value by reference.
-
-    Travels with each task; `store` is None when no store serves the method.
-    """
-
-    store: StoreConfig | None
-    store_name: str
-    threshold: int
-    #: The engine's limit on a result as sent (after base64).
-    result_limit: int
-
-
 class DataFactory(StoreFactory[Any, Any]):
     """A ProxyStore factory that marks colmena-fx's own proxies and times resolves.
 
@@ -226,13 +199,6 @@ def factory_of(value: Any) -> DataFactory | None:
         if isinstance(factory, DataFactory):
             return factory
     return None
-
-
-def argument_name(where: object, method: str) -> str:
-    """`argument 2 of 'simulate'` from a 0-based `where` ("1", "1[0]", "model")."""
-    head, bracket, rest = str(where).partition("[")
-    name = str(int(head) + 1) if head.isdigit() else repr(head)
-    return f"argument {name}{bracket}{rest} of {method!r}"
 
 
 def own_proxies(values: Any) -> Iterator[tuple[str, DataFactory]]:
@@ -328,8 +294,20 @@ def check_redis(name: str, connector: TimedRedisConnector) -> None:
 
 
 def _globus_connector(name: str, declaration: GlobusStore) -> Any:
+    import globus_sdk
     from proxystore.connectors.globus import GlobusConnector
+    from proxystore.globus.app import get_globus_app
 
+    # Without saved tokens ProxyStore would start an interactive login here and
+    # wait on standard input; a campaign should stop and say what to run instead.
+    app = get_globus_app()
+    globus_sdk.TransferClient(app=app)  # declares the scopes the store needs
+    if app.login_required():
+        raise DataStoreError(
+            f"data store {name!r}: no Globus Transfer login on this host: run "
+            f"`proxystore-globus-auth login` here (and on every host that reads "
+            f"the store), or set PROXYSTORE_GLOBUS_CLIENT_ID/_SECRET"
+        )
     try:
         return GlobusConnector(
             declaration.collections, clear=False, timeout=declaration.timeout_s

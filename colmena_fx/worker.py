@@ -9,6 +9,7 @@ never has to unpickle a remote exception class it may not have.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -16,16 +17,11 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from proxystore.proxy import Proxy
-from proxystore.store import get_or_create_store
-
 from colmena_fx import serialize
-from colmena_fx.datastores import ENGINE_RESULT_LIMIT
-from colmena_fx.datastores import DataPolicy
-from colmena_fx.datastores import argument_name
-from colmena_fx.datastores import format_size
-from colmena_fx.datastores import own_proxies
-from colmena_fx.datastores import put_serialized
+from colmena_fx.datapolicy import ENGINE_RESULT_LIMIT
+from colmena_fx.datapolicy import DataPolicy
+from colmena_fx.datapolicy import argument_name
+from colmena_fx.datapolicy import format_size
 from colmena_fx.exceptions import DataStoreError
 from colmena_fx.exceptions import PayloadTooLargeError
 from colmena_fx.models import HOST
@@ -100,6 +96,10 @@ def _fetch_inputs(
     plain objects (C extensions and `isinstance` checks need them). Users' own
     proxies stay proxies.
     """
+    if "proxystore.proxy" not in sys.modules:
+        return args, kwargs  # unpickling the request would have imported it
+    from colmena_fx.datastores import own_proxies
+
     found = [*own_proxies(list(args)), *own_proxies(kwargs)]
     if not found:
         return args, kwargs
@@ -118,6 +118,8 @@ def _fetch_inputs(
 
 def _swap(value: Any, where: str, values: dict[str, Any]) -> Any:
     """`value`, or its fetched target, one level into containers as well."""
+    from proxystore.proxy import Proxy  # imported: the request held a proxy
+
     if where in values:
         return values[where]
     if isinstance(value, Proxy):  # a user's own: isinstance below would resolve it
@@ -150,6 +152,10 @@ def _by_reference(
             f"store under 'data.stores' in the federation file so that large "
             f"values go by reference (README, 'Large data')"
         )
+    from proxystore.store import get_or_create_store
+
+    from colmena_fx.datastores import put_serialized
+
     events.append((Stamp.RESULT_PUT_STARTED.value, time.time_ns(), HOST))
     store = get_or_create_store(policy.store, register=True)
     try:

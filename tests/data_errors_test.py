@@ -3,6 +3,7 @@ or out of reach, and mistakes in the `data:` block, each with a clear message.""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from proxystore.proxy import ProxyResolveError
 
 from colmena_fx.config import load_federation
+from colmena_fx.datastores import GlobusStore
+from colmena_fx.datastores import open_store
 from colmena_fx.datastores import parse_size
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import DataStoreError
@@ -110,6 +113,20 @@ def test_a_value_evicted_too_early_fails_its_task_with_the_reason(
     assert failure.exception_type == "DataStoreError"
     assert "argument 1 of 'checksum'" in failure.message
     assert "is gone: it was evicted" in failure.message
+
+
+def test_a_globus_store_without_a_login_says_how_to_log_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROXYSTORE_HOME", str(tmp_path))  # no tokens saved here
+    monkeypatch.delenv("PROXYSTORE_GLOBUS_CLIENT_ID", raising=False)
+    collection = {"host_regex": ".*", "endpoint_path": "/s", "local_path": "/s"}
+    declaration = GlobusStore(
+        type="globus",
+        collections={str(uuid.uuid4()): collection, str(uuid.uuid4()): collection},
+    )
+    with pytest.raises(DataStoreError, match="proxystore-globus-auth login"):
+        open_store("wan", declaration, tmp_path, "run")
 
 
 def test_forwarding_a_value_to_a_site_its_store_cannot_reach_fails_at_submit(

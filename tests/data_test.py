@@ -142,6 +142,11 @@ def test_users_own_proxies_go_through_untouched(
         proxy = own.proxy(np.ones(10), populate_target=False)
         federation.submit("proxy_state", proxy)
         assert _result(federation).value == ("Proxy", False)
+        assert not is_resolved(proxy)
+        federation.submit("echo", proxy)  # back as the user's proxy, still lazy
+        echoed = _result(federation).value
+        assert isinstance(echoed, Proxy) and not is_resolved(echoed)
+        np.testing.assert_array_equal(echoed, np.ones(10))
 
 
 def test_hundreds_of_large_tasks_leave_the_store_empty(

@@ -36,7 +36,7 @@ def campaign(
             "--federation", str(REPO / "endpoints" / "federation.yaml"),
             "--run-dir", str(tmp_path),
             "--budget", str(BUDGET),
-            "--cost", "0.05",
+            "--cost", "0.1",  # time for the surrogate to choose some points
             "--seed", "3",
             "--quiet",
         ]
