@@ -114,6 +114,45 @@ def _endpoint_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_check(args: argparse.Namespace) -> int:
+    """Round-trip a test value through each data store; show each method's store."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from colmena_fx.config import load_federation
+    from colmena_fx.datacheck import check_stores
+    from colmena_fx.datacheck import data_routes
+    from colmena_fx.datastores import parse_size
+
+    config, _ = load_federation(args.federation)
+    assert config.source is not None
+    console = Console()
+    if not config.data.stores:
+        console.print(f"{args.federation} declares no data stores (key 'data.stores')")
+        return 0
+    size = parse_size(args.size)
+    checks = check_stores(config, config.source.parent, size)
+    stores = Table(title=f"Data stores, from this host ({args.size} test value)",
+                   box=box.SIMPLE_HEAD)  # fmt: skip
+    for column in ("store", "type", "reached by", "put ms", "get ms", "result"):
+        stores.add_column(column, overflow="fold")
+    for check in checks:
+        times = [f"{t * 1e3:.1f}" if t is not None else "-"
+                 for t in (check.put_s, check.get_s)]  # fmt: skip
+        result = "[green]ok[/]" if check.ok else f"[red]{check.error}[/]"
+        stores.add_row(check.store, check.kind, check.sites, *times, result)
+    console.print(stores)
+    routes = Table(title="Where each method's large values go", box=box.SIMPLE_HEAD)
+    for column in ("method", "site", "store", "from", "lifetime"):
+        routes.add_column(column)
+    for route in data_routes(config):
+        store = route.store or "[yellow]none: inline, within the limits[/]"
+        routes.add_row(route.method, route.site, store, route.threshold, route.lifetime)
+    console.print(routes)
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def _summary(args: argparse.Namespace) -> int:
     """Print task counts, per-hop latency and clock offsets of a finished run."""
     from rich.console import Console
@@ -267,6 +306,17 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     probe.add_argument("--json", action="store_true", help="print the table as JSON")
     probe.set_defaults(handler=_probe)
+
+    data = commands.add_parser("data", help="check a federation's data stores")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser(
+        "check", help="round-trip a test value through each store, from this host"
+    )
+    check.add_argument("federation", type=Path, metavar="FEDERATION_FILE")
+    check.add_argument(
+        "--size", default="1 MB", help="test value size (default: %(default)s)"
+    )
+    check.set_defaults(handler=_data_check)
 
     summary = commands.add_parser("summary", help="per-hop latency table of a run")
     summary.add_argument("run_dir", type=Path)

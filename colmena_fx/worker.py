@@ -145,20 +145,25 @@ def _by_reference(
         limit = policy.result_limit if policy is not None else ENGINE_RESULT_LIMIT
         if sent <= limit:
             return data
+        fix = (
+            f"lower the threshold ({format_size(policy.threshold)}, 'data.threshold' "
+            f"or the method's 'data.threshold') below the limit"
+            if policy is not None and policy.store is not None
+            else "declare a data store under 'data.stores' in the federation file "
+            "so that large values go by reference (README, 'Large data')"
+        )
         raise PayloadTooLargeError(
             f"the value returned by {name!r} serializes to "
             f"{format_size(len(data))} ({format_size(sent)} as sent), over the "
-            f"endpoint's result limit of {limit / 2**20:.0f} MiB: declare a data "
-            f"store under 'data.stores' in the federation file so that large "
-            f"values go by reference (README, 'Large data')"
+            f"endpoint's result limit of {limit / 2**20:.0f} MiB: {fix}"
         )
     from proxystore.store import get_or_create_store
 
     from colmena_fx.datastores import put_serialized
 
     events.append((Stamp.RESULT_PUT_STARTED.value, time.time_ns(), HOST))
-    store = get_or_create_store(policy.store, register=True)
     try:
+        store = get_or_create_store(policy.store, register=True)
         proxy = put_serialized(store, data, policy.store_name)
     except Exception as exc:
         raise DataStoreError(

@@ -54,7 +54,7 @@ def write_federation(
         "run_dir": str(directory / "runs"),
         **settings,
     }
-    path.write_text(yaml.safe_dump(body))
+    path.write_text(yaml.safe_dump(body, sort_keys=False))  # store order matters
     return path
 
 

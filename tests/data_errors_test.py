@@ -55,6 +55,18 @@ def test_an_oversized_return_without_a_store_fails_naming_size_limit_and_fix(
     assert "'data.stores'" in failure.message
 
 
+def test_a_threshold_above_the_limit_is_named_as_the_fix(
+    make_federation: FederationFactory, tmp_path: Path
+) -> None:
+    store = {"type": "file", "path": str(tmp_path / "store")}
+    data = {"stores": {"shared": store}, "threshold": "20 MB"}
+    federation = make_federation(_methods("make_array"), federation={"data": data})
+    federation.submit("make_array", 12 * 2**20)
+    failure = _result(federation).failure
+    assert failure is not None and failure.exception_type == "PayloadTooLargeError"
+    assert "lower the threshold (20.0 MB" in failure.message
+
+
 def test_a_return_under_the_limit_after_base64_still_goes_inline(
     make_federation: FederationFactory,
 ) -> None:
