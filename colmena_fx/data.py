@@ -59,7 +59,7 @@ class DataManager:
         self.base_dir = base_dir
         self.stores: dict[str, Store[Any]] = {}
         self.holds = Holds(self._evict)
-        self._policies: dict[tuple[str, str], DataPolicy] = {}
+        self._policies: dict[tuple[str, str], DataPolicy | None] = {}
         #: Result key -> (task id, timeline) until the thinker first resolves it.
         self._unresolved: dict[Any, tuple[str, Timeline]] = {}
         self._lock = threading.Lock()
@@ -75,6 +75,7 @@ class DataManager:
         except BaseException:
             self._close_stores()
             raise
+        self._policies.clear()  # they name the stores of the previous run
         self._on_stamp = on_stamp
         DataFactory.listeners.append(self._on_resolved)
         self.holds.start()
@@ -100,19 +101,25 @@ class DataManager:
     # -- the client's side of a task -------------------------------------------------
 
     def policy(self, method: str, site: str) -> DataPolicy | None:
-        """What the worker needs to return `method`'s large values by reference."""
-        policy = self._policies.get((method, site))
-        if policy is None:
-            name = self.config.store_for(method, site)
-            if name is None and not self.stores:
-                return None  # no data block: the shim checks the engine's limit
-            store = self.stores.get(name) if name else None
-            policy = self._policies[method, site] = DataPolicy(
+        """What the worker needs to return `method`'s large values by reference.
+
+        None without a `data:` block: the shim then only checks the engine's limit.
+        """
+        try:
+            return self._policies[method, site]
+        except KeyError:
+            pass
+        name = self.config.store_for(method, site)
+        store = self.stores.get(name) if name else None
+        policy = None
+        if self.stores:
+            policy = DataPolicy(
                 store=store.config() if store is not None else None,
                 store_name=name or "",
                 threshold=self._threshold(method),
                 result_limit=ENGINE_RESULT_LIMIT,
             )
+        self._policies[method, site] = policy
         return policy
 
     def pack(
