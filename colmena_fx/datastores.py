@@ -36,6 +36,7 @@ from pydantic import BeforeValidator
 from pydantic import ConfigDict
 from pydantic import Field
 
+from colmena_fx import serialize
 from colmena_fx.exceptions import DataStoreError
 
 #: The site name that stands for the thinker's own machine in `sites` lists.
@@ -177,9 +178,7 @@ class DataFactory(StoreFactory[Any, Any]):
 
 
 def _loads(data: bytes) -> Any:
-    from colmena_fx import serialize  # the worker's import order: shim first
-
-    return serialize.loads(bytes(data))
+    return serialize.loads(data)  # no copy: a stored value can be hundreds of MB
 
 
 def _identity(data: bytes) -> bytes:

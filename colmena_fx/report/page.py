@@ -153,7 +153,9 @@ def _hops(data: ReportData, images: Images) -> str:
             "stamps come from different clocks."
         )
         + " round_trip is sent to received, total is created to delivered, both on "
-        "the client's clock.</p>"
+        "the client's clock. input_put, input_data, result_put and result_data time "
+        "values sent by reference (written to and read from a data store), each on "
+        "the clock of the host that moved them; they lie inside the hops above.</p>"
     )
     return "\n".join(out)
 
