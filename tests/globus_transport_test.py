@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from globus_compute_sdk import Executor
 
 from colmena_fx.exceptions import AuthenticationError
 from colmena_fx.exceptions import EndpointError
@@ -21,6 +22,8 @@ from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.transports.globus_service import ACCESS_TOKEN_ENV
+from colmena_fx.transports.globus_service import make_client
+from testing import tasks
 from testing.gcservice.endpoint import EndpointProcess
 from testing.gcservice.fixtures import EndpointFactory
 from testing.gcservice.fixtures import write_globus_site
@@ -125,28 +128,62 @@ def test_values_round_trip_with_worker_and_engine_stamps(
     assert accepted == {r.task_id: r.remote_id for r in results.values()}
 
 
-def test_two_endpoints_serve_different_methods(
+@pytest.fixture
+def plain_sdk_executor(
+    compute_service: ComputeServiceStandIn, start_endpoint: EndpointFactory
+) -> Iterator[Executor]:
+    """A stock SDK executor that has run a task: it leaves a task group behind."""
+    endpoint = start_endpoint("plain", PROCESS_POOL)
+    executor = Executor(endpoint_id=endpoint.endpoint_id,
+                        client=make_client(compute_service.url))  # fmt: skip
+    try:
+        assert executor.submit(tasks.add, 1, 2).result(timeout=60) == 3
+        assert Executor._default_task_group_id is not None
+        yield executor
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        Executor._default_task_group_id = None  # the SDK's process-wide memory
+
+
+def test_two_sites_each_get_their_own_results_beside_a_plain_executor(
     tmp_path: Path,
     compute_service: ComputeServiceStandIn,
     start_endpoint: EndpointFactory,
     federations: list[Federation],
+    plain_sdk_executor: Executor,
 ) -> None:
+    """Each site has its own task group and one watcher, in federation after
+    federation: none adopts another's group and reads its results."""
     sim = start_endpoint("sim", PROCESS_POOL)
     train = start_endpoint("train", PROCESS_POOL)
+    endpoint_ids = {"sim": sim.endpoint_id, "train": train.endpoint_id}
     methods = {
         "add": {"site": "sim", "function": "testing.tasks:add"},
         "echo": {"site": "train", "function": "testing.tasks:echo"},
     }
-    federation = _federation(tmp_path, compute_service, {"sim": sim, "train": train},
-                             methods, federations)  # fmt: skip
-    add_id = federation.submit("add", 2, 3)
-    echo_id = federation.submit("echo", "hello")
-    results = {r.task_id: r for r in (_result(federation), _result(federation))}
-    assert results[add_id].value == 5
-    assert results[echo_id].value == "hello"
-    endpoint_of = {r.site: compute_service.tasks[r.remote_id or ""].endpoint_id
-                   for r in results.values()}  # fmt: skip
-    assert endpoint_of == {"sim": sim.endpoint_id, "train": train.endpoint_id}
+    groups: dict[str, set[str]] = {}
+    for round_ in range(3):
+        federation = _federation(
+            tmp_path / str(round_), compute_service,
+            {"sim": sim, "train": train}, methods, federations,
+        )  # fmt: skip
+        expected = {federation.submit("add", i, 1): i + 1 for i in range(10)}
+        expected |= {federation.submit("echo", f"hi {i}"): f"hi {i}" for i in range(10)}
+        results = [_result(federation) for _ in expected]
+        assert {r.task_id: r.value for r in results} == expected
+        for result in results:
+            remote = compute_service.tasks[result.remote_id or ""]
+            assert remote.endpoint_id == endpoint_ids[result.site]
+            groups.setdefault(f"{round_}:{result.site}", set()).add(
+                remote.task_group_id
+            )
+            names = {event.name for event in result.timeline.events}
+            assert Stamp.EXECUTION_STARTED in names, f"round {round_}: {result.site}"
+        federation.stop()
+    assert all(len(group) == 1 for group in groups.values()), groups
+    distinct = {group.pop() for group in groups.values()}
+    assert len(distinct) == 6
+    assert str(plain_sdk_executor.task_group_id) not in distinct
 
 
 def test_user_error_arrives_with_remote_traceback(

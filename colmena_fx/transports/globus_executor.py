@@ -5,11 +5,19 @@ subclasses override two documented-by-use methods of globus-compute-sdk 4.19
 (`_submit_tasks`, `_get_result_watcher`) instead of patching the SDK globally:
 batches are reported as they are sent and accepted, and every result's arrival
 time and engine transitions are handed on before its future completes.
+
+The stock executor also shares state across the process: it remembers the first
+task group any executor is given and hands it to every later one, and it reuses
+whichever result watcher serves that group. Two sites would then read one result
+queue with two watchers, and a watcher that receives the other site's result keeps
+it. A `TrackedExecutor` keeps its task group to itself (the service creates a new
+one with its first batch) and runs exactly one watcher of its own.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +25,7 @@ from globus_compute_sdk import Executor
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 from globus_compute_sdk.sdk.executor import _RESULT_WATCHERS
 from globus_compute_sdk.sdk.executor import _ResultWatcher
+from globus_compute_sdk.sdk.utils.uuid_like import as_optional_uuid
 
 #: How often the SDK's result watcher matches arrived results to futures. Its
 #: default (0.5 s) would add a quarter second to every round trip on average.
@@ -73,6 +82,18 @@ class TrackedExecutor(Executor):
         self._capture = capture
         self._watcher: _TimedResultWatcher | None = None
         super().__init__(*args, **kwargs)
+        # The SDK's constructor adopts the last task group of any executor.
+        self._task_group_id = None
+
+    @property
+    def task_group_id(self) -> uuid.UUID | None:
+        """This executor's own task group: never the process-wide default."""
+        return self._task_group_id
+
+    @task_group_id.setter
+    def task_group_id(self, task_group_id: Any) -> None:
+        # The SDK's setter would also make it every later executor's default.
+        self._task_group_id = as_optional_uuid(task_group_id)
 
     def _submit_tasks(  # the SDK's signature (4.19)
         self,
@@ -99,8 +120,9 @@ class TrackedExecutor(Executor):
             self._on_accepted([f for f in futures if f.task_id])
 
     def _get_result_watcher(self) -> _ResultWatcher:
-        watcher = _RESULT_WATCHERS.get(self.task_group_id)
-        if not isinstance(watcher, _TimedResultWatcher) or not watcher.is_alive():
+        """This executor's own watcher, started with its first accepted batch."""
+        watcher = self._watcher
+        if watcher is None or not watcher.is_alive():
             watcher = _TimedResultWatcher(
                 self.task_group_id,
                 self.client,
@@ -108,7 +130,7 @@ class TrackedExecutor(Executor):
                 capture=self._capture,
             )
             watcher.start()
-        self._watcher = watcher
+            self._watcher = watcher
         return watcher
 
     def close(self) -> None:
@@ -116,9 +138,13 @@ class TrackedExecutor(Executor):
         long as any of its futures is open, and a lost task's never closes."""
         self.shutdown(wait=False, cancel_futures=True)
         watcher = self._watcher
-        if watcher is not None and watcher.is_alive():
-            watcher.shutdown(wait=False, cancel_futures=True)
-            watcher.join(timeout=5)
+        if watcher is not None:
+            if watcher.is_alive():
+                watcher.shutdown(wait=False, cancel_futures=True)
+                watcher.join(timeout=5)
+            # A watcher whose thread ended by itself is still in the SDK's table.
+            if _RESULT_WATCHERS.get(watcher.task_group_id) is watcher:
+                del _RESULT_WATCHERS[watcher.task_group_id]
 
     @property
     def stopped(self) -> bool:
