@@ -121,9 +121,9 @@ def _data_check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from colmena_fx.config import load_federation
-    from colmena_fx.datacheck import check_stores
-    from colmena_fx.datacheck import data_routes
-    from colmena_fx.datastores import parse_size
+    from colmena_fx.data.check import check_stores
+    from colmena_fx.data.check import data_routes
+    from colmena_fx.units import parse_size
 
     config, _ = load_federation(args.federation)
     assert config.source is not None
@@ -192,9 +192,9 @@ def _probe(args: argparse.Namespace) -> int:
 
     from colmena_fx.latency.table import offsets_table
     from colmena_fx.probe import DEFAULT_SIZES
-    from colmena_fx.probe import parse_size
     from colmena_fx.probe import probe_federation
     from colmena_fx.probe import probe_tables
+    from colmena_fx.units import parse_size
 
     sizes = (
         [parse_size(text) for text in args.sizes.split(",")]

@@ -16,26 +16,22 @@ from uuid import UUID
 
 import yaml
 from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import ValidationError
 from pydantic import field_validator
 from pydantic import model_validator
 
-from colmena_fx.datastores import CLIENT
-from colmena_fx.datastores import DataConfig
-from colmena_fx.datastores import MethodData
+from colmena_fx.data.schemas import CLIENT
+from colmena_fx.data.schemas import DataConfig
+from colmena_fx.data.schemas import MethodData
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.models import ResourceRequirements
+from colmena_fx.schema import StrictModel
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LocalLinkConfig(_Strict):
+class LocalLinkConfig(StrictModel):
     """How the client reaches an embedded endpoint on this machine."""
 
     #: `ipc`: a socket file in a private directory; `tcp`: a loopback port.
@@ -105,7 +101,7 @@ def _loopback(value: str, key: str) -> str:
     return value
 
 
-class GlobusLinkConfig(_Strict):
+class GlobusLinkConfig(StrictModel):
     """How the client reaches a site through the Globus Compute web service.
 
     The three submission settings are the SDK `Executor`'s, with its defaults.
@@ -135,7 +131,7 @@ class GlobusLinkConfig(_Strict):
     lost_after_s: float = Field(default=300.0, gt=0)
 
 
-class SiteConfig(_Strict):
+class SiteConfig(StrictModel):
     """One facility: how to reach it and the engine its endpoint runs."""
 
     name: str
@@ -181,7 +177,7 @@ class SiteConfig(_Strict):
             raise ConfigError(f"{where}: key 'engine': {exc}") from exc
 
 
-class MethodRoute(_Strict):
+class MethodRoute(StrictModel):
     """Where a method runs and with what, optionally per topic."""
 
     site: str
@@ -217,7 +213,7 @@ class MethodRoute(_Strict):
             ) from exc
 
 
-class FederationConfig(_Strict):
+class FederationConfig(StrictModel):
     """The sites of a campaign and the route of every method."""
 
     name: str = "federation"

@@ -24,7 +24,7 @@ from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.config import load_federation
-from colmena_fx.data import DataManager
+from colmena_fx.data.manager import DataManager
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import FederationNotRunningError
 from colmena_fx.exceptions import UnknownMethodError

@@ -18,13 +18,10 @@ from rich.live import Live
 from rich.table import Table
 
 from colmena_fx.latency.recorder import ROLLING
+from colmena_fx.units import format_ms
 
 if TYPE_CHECKING:
     from colmena_fx.federation import Federation
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
 
 
 def site_table(federation: Federation) -> Table:
@@ -49,8 +46,8 @@ def site_table(federation: Federation) -> Table:
             str(in_flight.get(name, 0)),
             str(row.done) if row else "0",
             str(row.failed) if row else "0",
-            _ms(row.round_trip_p50_s if row else None),
-            _ms(row.round_trip_p95_s if row else None),
+            format_ms(row.round_trip_p50_s if row else None),
+            format_ms(row.round_trip_p95_s if row else None),
         )
     table.caption = f"round trips: rolling over the last {ROLLING} per site"
     return table

@@ -14,9 +14,10 @@ from enum import StrEnum
 from typing import Any
 from typing import NamedTuple
 
-from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+
+from colmena_fx.schema import StrictModel
 
 #: The name of this host, stamped on every event as its clock domain.
 HOST = socket.gethostname()
@@ -72,10 +73,8 @@ class Event(NamedTuple):
     host: str
 
 
-class Timeline(BaseModel):
+class Timeline(StrictModel):
     """The events of one task in the order they were recorded."""
-
-    model_config = ConfigDict(extra="forbid")
 
     events: list[Event] = Field(default_factory=list)
 
@@ -92,25 +91,13 @@ class Timeline(BaseModel):
                 return event
         return None
 
-    def elapsed(self, start: str, end: str) -> float | None:
-        """Seconds from `start` to `end` as stamped, uncorrected for clock offsets.
 
-        None when either event is missing.
-        """
-        first, last = self.get(start), self.get(end)
-        if first is None or last is None:
-            return None
-        return (last.time_ns - first.time_ns) / 1e9
-
-
-class ResourceRequirements(BaseModel):
+class ResourceRequirements(StrictModel):
     """What a task needs from its site; becomes Globus Compute's resource_specification.
 
     Fields left unset are not sent, so that engines which accept no specification
     (thread and process pools) still run tasks with the defaults.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     num_nodes: int | None = Field(default=None, ge=1)
     ranks_per_node: int | None = Field(default=None, ge=1)
@@ -134,10 +121,8 @@ class FailureKind(StrEnum):
     INFRASTRUCTURE = "infrastructure"  # the engine or transport failed the task
 
 
-class Failure(BaseModel):
+class Failure(StrictModel):
     """Why a task failed, with the traceback as it was printed where it failed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: FailureKind
     exception_type: str
@@ -150,10 +135,8 @@ class Failure(BaseModel):
         return f"{self.exception_type}{where}: {self.message}"
 
 
-class Sizes(BaseModel):
+class Sizes(StrictModel):
     """Bytes of each message of the task, as sent on its link."""
-
-    model_config = ConfigDict(extra="forbid")
 
     inputs: int = 0
     request: int = 0
@@ -165,10 +148,10 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-class Result(BaseModel):
+class Result(StrictModel):
     """One task, from submission to delivery; the thinker receives it back."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     task_id: str = Field(default_factory=new_task_id)
     method: str

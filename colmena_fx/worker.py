@@ -18,16 +18,16 @@ from dataclasses import field
 from typing import Any
 
 from colmena_fx import serialize
-from colmena_fx.datapolicy import ENGINE_RESULT_LIMIT
-from colmena_fx.datapolicy import DataPolicy
-from colmena_fx.datapolicy import argument_name
-from colmena_fx.datapolicy import format_size
+from colmena_fx.data.policy import DataPolicy
+from colmena_fx.data.policy import argument_name
 from colmena_fx.exceptions import DataStoreError
 from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.limits import RESULT_LIMIT_BYTES
 from colmena_fx.models import HOST
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Stamp
+from colmena_fx.units import format_size
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _fetch_inputs(
     """
     if "proxystore.proxy" not in sys.modules:
         return args, kwargs  # unpickling the request would have imported it
-    from colmena_fx.datastores import own_proxies
+    from colmena_fx.data.stores import own_proxies
 
     found = [*own_proxies(list(args)), *own_proxies(kwargs)]
     if not found:
@@ -109,7 +109,9 @@ def _fetch_inputs(
         try:
             values[where] = factory()
         except DataStoreError as exc:
-            raise DataStoreError(f"{argument_name(where, name)}: {exc}") from None
+            raise DataStoreError(
+                f"{argument_name(where, name)}: {exc}", store=exc.store, key=exc.key
+            ) from None
     events.append((Stamp.INPUT_DATA_ENDED.value, time.time_ns(), HOST))
     positional = [_swap(value, str(i), values) for i, value in enumerate(args)]
     keywords = {key: _swap(value, key, values) for key, value in kwargs.items()}
@@ -142,7 +144,7 @@ def _by_reference(
     """
     if policy is None or policy.store is None or len(data) < policy.threshold:
         sent = serialize.encoded_size(len(data))
-        limit = policy.result_limit if policy is not None else ENGINE_RESULT_LIMIT
+        limit = policy.result_limit if policy is not None else RESULT_LIMIT_BYTES
         if sent <= limit:
             return data
         fix = (
@@ -159,7 +161,7 @@ def _by_reference(
         )
     from proxystore.store import get_or_create_store
 
-    from colmena_fx.datastores import put_serialized
+    from colmena_fx.data.stores import put_serialized
 
     events.append((Stamp.RESULT_PUT_STARTED.value, time.time_ns(), HOST))
     try:
@@ -169,7 +171,8 @@ def _by_reference(
         raise DataStoreError(
             f"cannot store the value returned by {name!r} "
             f"({format_size(len(data))}) in data store {policy.store_name!r}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}",
+            store=policy.store_name,
         ) from exc
     reference = serialize.dumps(proxy)
     events.append((Stamp.RESULT_PUT_ENDED.value, time.time_ns(), HOST))

@@ -38,7 +38,7 @@ def test_every_store_answers(
     assert code == 0, out
     assert out.count(" ok ") == 2
     assert "scratch file client, cpu" in out and "cache redis everyone" in out
-    assert "echo cpu scratch 1.0 MB task" in out  # the first store reaching both
+    assert "echo cpu scratch 1 MB task" in out  # the first store reaching both
     assert redis_server.keys() == 0
     assert list((tmp_path / "store").iterdir()) == []
 

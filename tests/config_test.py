@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,28 @@ def test_shipped_files_load() -> None:
     for site in sites.values():
         assert site.engine is not None
         assert site.engine["type"] == "GlobusComputeEngine"
+
+
+def test_loading_files_imports_no_data_store_or_engine_machinery(
+    tmp_path: Path,
+) -> None:
+    """A thinker that only reads its files (and `endpoint list`) stays light."""
+    stores = {"shared": {"type": "redis"}, "scratch": {"type": "file", "path": "s"}}
+    site = write_site(tmp_path, "cpu", PROCESS_POOL)
+    methods = {"echo": {"site": "cpu", "function": "testing.tasks:echo"}}
+    federation = write_federation(tmp_path, [site], methods, data={"stores": stores})
+    script = (
+        "import sys\n"
+        "from colmena_fx.config import load_federation, load_site\n"
+        f"load_site({str(site)!r})\n"
+        f"config, _ = load_federation({str(federation)!r})\n"
+        "assert config.data.stores['shared'].type == 'redis'\n"
+        "heavy = ('proxystore', 'redis', 'globus_compute_endpoint', 'parsl')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, check=True, cwd=REPO)  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_shipped_engine_blocks_build_real_engines() -> None:

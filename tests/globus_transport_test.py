@@ -258,7 +258,7 @@ def test_submission_refused_by_the_service_fails_its_task_then_sending_recovers(
     finally:
         compute_service.submit_limit_bytes = SUBMIT_LIMIT_BYTES
     assert failure is not None
-    assert failure.exception_type == "PayloadTooLargeError"
+    assert failure.exception_type == "SubmissionTooLargeError"
     assert "batch_size" in failure.message
     federation.submit("add", 1, 1)
     assert _result(federation).value == 2

@@ -9,7 +9,6 @@ import pytest
 
 from colmena_fx.cli import main
 from colmena_fx.exceptions import ConfigError
-from colmena_fx.probe import parse_size
 from colmena_fx.probe import probe_federation
 from colmena_fx.probe import probe_tables
 from testing.sites import PROCESS_POOL
@@ -28,14 +27,6 @@ def two_sites(tmp_path: Path) -> Path:
     return write_federation(
         tmp_path, sites, {"add": {"site": "threads", "function": "testing.tasks:add"}}
     )
-
-
-def test_sizes_read_like_people_write_them() -> None:
-    assert [parse_size(t) for t in ("0", "512B", "1KB", "1 MB", "8MiB", "1.5kb")] == [
-        0, 512, 1000, 10**6, 8 * 2**20, 1500,
-    ]  # fmt: skip
-    with pytest.raises(ConfigError, match="cannot read payload size '1 parsec'"):
-        parse_size("1 parsec")
 
 
 def test_every_site_size_and_mode_is_measured_side_by_side(two_sites: Path) -> None:

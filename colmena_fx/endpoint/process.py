@@ -102,9 +102,6 @@ class EndpointProcess:
             f"{timeout or self.site.local.start_timeout_s:.0f} s; see {self.log_path}"
         )
 
-    def alive(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
-
     def exit_code(self) -> int | None:
         return self._popen.poll() if self._popen else None
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import Field
+
+from colmena_fx.schema import StrictModel
 
 
 class Kind(StrEnum):
@@ -28,22 +28,18 @@ class Kind(StrEnum):
     HEARTBEAT = "heartbeat"  # endpoint -> client
 
 
-class _Header(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TaskHeader(_Header):
+class TaskHeader(StrictModel):
     task_id: str
     resource_specification: dict[str, Any] = Field(default_factory=dict)
 
 
-class ResultEntry(_Header):
+class ResultEntry(StrictModel):
     task_id: str
     #: When the endpoint received the task, in its clock.
     received_ns: int
 
 
-class ResultHeader(_Header):
+class ResultHeader(StrictModel):
     """Results sent together, one payload frame each, in the order listed."""
 
     results: list[ResultEntry]
@@ -51,7 +47,7 @@ class ResultHeader(_Header):
     host: str
 
 
-class HeartbeatHeader(_Header):
+class HeartbeatHeader(StrictModel):
     host: str
     pid: int
     time_ns: int
@@ -59,11 +55,11 @@ class HeartbeatHeader(_Header):
     engine: str
 
 
-class HelloHeader(_Header):
+class HelloHeader(StrictModel):
     client_host: str
 
 
-HEADERS: dict[Kind, type[_Header]] = {
+HEADERS: dict[Kind, type[StrictModel]] = {
     Kind.HELLO: HelloHeader,
     Kind.TASK: TaskHeader,
     Kind.RESULT: ResultHeader,
@@ -75,7 +71,7 @@ class WireError(ValueError):
     """A message that is not one of ours: wrong frame count, kind or header."""
 
 
-def encode(kind: Kind, header: _Header, *payloads: bytes) -> list[bytes]:
+def encode(kind: Kind, header: StrictModel, *payloads: bytes) -> list[bytes]:
     return [kind.value.encode(), header.model_dump_json().encode(), *payloads]
 
 
@@ -100,14 +96,12 @@ def decode(frames: list[bytes]) -> tuple[Kind, Any, list[bytes]]:
     return kind, header, payloads
 
 
-class ConnectionInfo(BaseModel):
+class ConnectionInfo(StrictModel):
     """How to reach one running endpoint, and the keys that prove who may.
 
     Written by the endpoint once it is ready to accept tasks, readable by its owner
     only: whoever can read it holds the client secret and may submit tasks.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     site: str
     address: str

@@ -8,10 +8,7 @@ from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f}"
+from colmena_fx.units import format_ms
 
 
 def latency_table(
@@ -44,10 +41,10 @@ def latency_table(
                 tasks if i == 0 else "",
                 row.hop,
                 str(row.count),
-                _ms(row.median_s),
-                _ms(row.p95_s),
-                _ms(row.p99_s),
-                _ms(row.uncertainty_s) if row.crosses_clocks else "",
+                format_ms(row.median_s),
+                format_ms(row.p95_s),
+                format_ms(row.p99_s),
+                format_ms(row.uncertainty_s) if row.crosses_clocks else "",
                 end_section=i == len(rows) - 1,
             )
     table.caption = (

@@ -7,8 +7,6 @@ from colmena_fx.probe.run import MODES
 from colmena_fx.probe.run import ProbeReport
 from colmena_fx.probe.run import ProbeRow
 from colmena_fx.probe.run import echo
-from colmena_fx.probe.run import format_size
-from colmena_fx.probe.run import parse_size
 from colmena_fx.probe.run import probe_federation
 from colmena_fx.probe.table import probe_tables
 
@@ -18,8 +16,6 @@ __all__ = [
     "ProbeReport",
     "ProbeRow",
     "echo",
-    "format_size",
-    "parse_size",
     "probe_federation",
     "probe_tables",
 ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -39,32 +38,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIZES = (0, 1_000, 1_000_000, 8_000_000)
 MODES = ("serial", "burst")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
 def echo(payload: bytes) -> bytes:
     """The probe's task: send the payload straight back."""
     return payload
-
-
-def parse_size(text: str) -> int:
-    """`0`, `512B`, `1KB`, `1MB`, `8MiB`... as bytes (KB = 1000, KiB = 1024)."""
-    match = _SIZE.match(text)
-    unit = match[2].lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise ConfigError(
-            f"cannot read payload size {text!r}: write e.g. 0, 1KB, 1MB or 8MiB"
-        )
-    return int(float(match[1]) * _UNITS[unit])
-
-
-def format_size(size: int) -> str:
-    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if size >= factor:
-            return f"{size / factor:g} {unit}"
-    return f"{size} B"
 
 
 @dataclass

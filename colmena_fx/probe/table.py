@@ -10,13 +10,10 @@ from colmena_fx.latency.hops import ALL_HOP_NAMES
 from colmena_fx.probe.run import MODES
 from colmena_fx.probe.run import ProbeReport
 from colmena_fx.probe.run import ProbeRow
-from colmena_fx.probe.run import format_size
+from colmena_fx.units import format_ms
+from colmena_fx.units import format_size
 
 _MODE_TITLES = {"serial": "one in flight", "burst": "burst"}
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
 
 def _rate(value: float | None, digits: int = 1) -> str:
@@ -49,10 +46,10 @@ def probe_tables(report: ProbeReport) -> list[Table]:
             table.add_column(row.site, justify="right")
         hops = sorted({hop for row in rows for hop in row.hop_medians_s}, key=_hop_rank)
         for hop in hops:
-            table.add_row(hop, *(_ms(row.hop_medians_s.get(hop)) for row in rows))
+            table.add_row(hop, *(format_ms(row.hop_medians_s.get(hop)) for row in rows))
         table.add_section()
-        table.add_row("round trip", *(_ms(r.round_trip_median_s) for r in rows))
-        table.add_row("round trip p95", *(_ms(r.round_trip_p95_s) for r in rows))
+        table.add_row("round trip", *(format_ms(r.round_trip_median_s) for r in rows))
+        table.add_row("round trip p95", *(format_ms(r.round_trip_p95_s) for r in rows))
         table.add_row("tasks/s", *(_rate(r.tasks_per_s) for r in rows))
         if size:
             table.add_row(

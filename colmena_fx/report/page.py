@@ -16,6 +16,7 @@ import numpy as np
 
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.report.data import ReportData
+from colmena_fx.units import format_ms
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1050px; margin: 2em auto;
@@ -34,13 +35,6 @@ p.note, .caption { color: #555; font-size: 0.9em; }
 
 #: Image name (`hops`, `round_trips`, `utilization`, `decision_latency`) -> PNG.
 Images = dict[str, bytes]
-
-
-def _ms(seconds: float) -> str:
-    ms = seconds * 1e3
-    if abs(ms) >= 100:
-        return f"{ms:.0f}"
-    return f"{ms:.1f}" if abs(ms) >= 10 else f"{ms:.3f}"
 
 
 def _table(
@@ -134,10 +128,10 @@ def _hops(data: ReportData, images: Images) -> str:
                 *(group if i == 0 else ("", "", "")),
                 escape(stat.hop),
                 str(stat.count),
-                _ms(stat.median_s),
-                _ms(stat.p95_s),
-                _ms(stat.p99_s),
-                _ms(stat.uncertainty_s) if stat.crosses_clocks else "",
+                format_ms(stat.median_s),
+                format_ms(stat.p95_s),
+                format_ms(stat.p99_s),
+                format_ms(stat.uncertainty_s) if stat.crosses_clocks else "",
             )
             rows.append((None, *cells) if i == 0 else cells)
     head = ("site", "method", "ok/failed", "hop", "n", "median ms", "p95 ms",
@@ -198,7 +192,7 @@ def _decisions(data: ReportData, images: Images) -> str:
     else:
         out.append(_image(images, "decision_latency", "decision latency histogram"))
         median = float(np.median(data.decision_s))
-        out.append(f"<p>Median: <b>{_ms(median)} ms</b> over "
+        out.append(f"<p>Median: <b>{format_ms(median)} ms</b> over "
                    f"{len(data.decision_s)} results.</p>")  # fmt: skip
     out.append(
         '<p class="caption">For each result handed to the thinker (its '

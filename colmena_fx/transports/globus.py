@@ -33,6 +33,8 @@ from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.exceptions import ServiceError
+from colmena_fx.limits import SUBMIT_LIMIT_BYTES
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
@@ -40,7 +42,6 @@ from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
 from colmena_fx.transports.globus_executor import TrackedExecutor
-from colmena_fx.transports.globus_service import SUBMIT_LIMIT_BYTES
 from colmena_fx.transports.globus_service import endpoint_id_of
 from colmena_fx.transports.globus_service import endpoint_status
 from colmena_fx.transports.globus_service import make_client
@@ -96,7 +97,10 @@ class GlobusTransport:
 
     def start(self) -> None:
         endpoint_id = self.endpoint_id
-        self._client = make_client(self.link.service_url)
+        try:
+            self._client = make_client(self.link.service_url)
+        except ServiceError as exc:
+            raise exc.about(f"site {self.site!r}") from exc
         self._wait_online(endpoint_id)
         self._executor = self._new_executor()
         self._state = TransportState.RUNNING
@@ -111,8 +115,8 @@ class GlobusTransport:
         while True:
             try:
                 status = endpoint_status(self._client, endpoint_id)
-            except EndpointError as exc:
-                raise EndpointError(f"site {self.site!r}: {exc}") from None
+            except ServiceError as exc:
+                raise exc.about(f"site {self.site!r}") from exc
             if status.get("status") == "online":
                 self._last_online = time.monotonic()
                 return
@@ -206,8 +210,9 @@ class GlobusTransport:
                 function_id = self._client.register_function(
                     shim, description=f"colmena-fx worker shim for {shim.__name__}"
                 )
-            except globus_sdk.GlobusAPIError as exc:
-                raise translate(exc, f"registering {shim.__name__!r}") from exc
+            except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+                doing = f"registering {shim.__name__!r}"
+                raise translate(exc, doing, self._client) from exc
             self._function_ids[function] = function_id
             return function_id
 
@@ -275,8 +280,8 @@ class GlobusTransport:
                 self._fail(result, FailureKind.INFRASTRUCTURE, message)
         elif isinstance(error, TaskExecutionFailed):
             gcformat.fail_from_engine(error.remote_data, result)
-        elif isinstance(error, globus_sdk.GlobusAPIError):
-            mapped = translate(error, f"submitting to site {self.site!r}")
+        elif isinstance(error, globus_sdk.GlobusAPIError | globus_sdk.NetworkError):
+            mapped = translate(error, f"submitting to site {self.site!r}", self._client)
             kind = (
                 FailureKind.USER
                 if isinstance(mapped, PayloadTooLargeError)
@@ -309,6 +314,12 @@ class GlobusTransport:
                 status = endpoint_status(self._client, self.endpoint_id)
             except ColmenaFXError as exc:  # the service, not the endpoint: keep going
                 self._detail = str(exc)
+                continue
+            except Exception as exc:  # never let the watch die unseen
+                log.exception(
+                    "site %s: cannot ask for the endpoint's status", self.site
+                )
+                self._detail = f"status unknown: {type(exc).__name__}: {exc}"
                 continue
             now = time.monotonic()
             if status.get("status") == "online":

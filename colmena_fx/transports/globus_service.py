@@ -17,18 +17,15 @@ from globus_compute_sdk import Client
 
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import AuthenticationError
-from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import ConfigError
-from colmena_fx.exceptions import EndpointError
-from colmena_fx.exceptions import PayloadTooLargeError
 from colmena_fx.exceptions import RateLimitError
 from colmena_fx.exceptions import ServiceError
+from colmena_fx.exceptions import ServiceUnreachableError
+from colmena_fx.exceptions import SubmissionTooLargeError
+from colmena_fx.exceptions import UnknownEndpointError
+from colmena_fx.limits import SUBMIT_LIMIT_BYTES
 
 ACCESS_TOKEN_ENV = "COLMENA_FX_GLOBUS_ACCESS_TOKEN"
-#: Globus Compute refuses a submission larger than this (10 MB).
-SUBMIT_LIMIT_BYTES = 10 * 1000 * 1000
-#: ... and a result larger than this (10 MiB), at the worker.
-RESULT_LIMIT_BYTES = 10 * 1024 * 1024
 
 LOGIN_HINT = (
     "run `colmena-fx login`, or set GLOBUS_COMPUTE_CLIENT_ID and "
@@ -57,11 +54,18 @@ def make_client(service_url: str | None = None) -> Client:
         _point_at(client, service_url, credentials)
     try:
         client.version_check()
-    except globus_sdk.GlobusAPIError as exc:
-        raise translate(exc, "checking the service version") from exc
+    except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+        raise translate(exc, "checking the service version", client) from exc
     except globus_sdk.GlobusError as exc:
-        raise AuthenticationError(f"cannot authenticate: {exc}; {LOGIN_HINT}") from exc
+        raise AuthenticationError(
+            f"cannot authenticate: {exc}; {LOGIN_HINT}", url=service_address(client)
+        ) from exc
     return client
+
+
+def service_address(client: Client) -> str:
+    """The web service address `client` talks to."""
+    return str(client.web_service_address)
 
 
 def _app() -> globus_sdk.GlobusApp:
@@ -117,35 +121,60 @@ def endpoint_status(client: Client, endpoint_id: str) -> dict[str, Any]:
     """The endpoint's status as the service reports it (`status`, `details`)."""
     try:
         return dict(client.get_endpoint_status(endpoint_id))
-    except globus_sdk.GlobusAPIError as exc:
-        raise translate(exc, f"asking for endpoint {endpoint_id}") from exc
+    except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+        raise translate(exc, f"asking for endpoint {endpoint_id}", client) from exc
 
 
-def translate(exc: globus_sdk.GlobusAPIError, doing: str) -> ColmenaFXError:
-    """The service's error as one of ours, with a message that says what to do."""
+def translate(
+    exc: globus_sdk.GlobusAPIError | globus_sdk.NetworkError,
+    doing: str,
+    client: Client | None = None,
+) -> ServiceError:
+    """The service's error as one of ours, with a message that says what to do.
+
+    A network failure names the address; an answer keeps its status, code and
+    request id as the error's fields.
+    """
+    url = service_address(client) if client is not None else None
+    if isinstance(exc, globus_sdk.NetworkError):
+        cause = exc.underlying_exception
+        return ServiceUnreachableError(
+            f"no answer from the Globus Compute service at {url or 'its address'} "
+            f"while {doing} ({type(exc).__name__}: {cause or exc}): check the "
+            f"network, and the site file's globus.service_url if it sets one",
+            url=url,
+        )
     status = exc.http_status
     detail = exc.message or exc.code or str(exc)
+    fields: dict[str, Any] = {"http_status": status, "code": exc.code,
+                              "request_id": exc.request_id, "url": url}  # fmt: skip
     if status in (401, 403):
         return AuthenticationError(
             f"Globus Compute refused the credentials while {doing} ({status}: "
-            f"{detail}); they are missing, expired, or lack consent: {LOGIN_HINT}"
+            f"{detail}); they are missing, expired, or lack consent: {LOGIN_HINT}",
+            **fields,
         )
     if status == 404:
-        return EndpointError(
+        return UnknownEndpointError(
             f"Globus Compute does not know it while {doing} ({detail}): check the "
-            f"endpoint_id in the site file, and that you may use that endpoint"
+            f"endpoint_id in the site file, and that you may use that endpoint",
+            **fields,
         )
     if status == 413:
-        return PayloadTooLargeError(
+        return SubmissionTooLargeError(
             f"Globus Compute refused the submission as too large while {doing} "
             f"({detail}); its limit is {SUBMIT_LIMIT_BYTES / 1e6:.0f} MB per "
             f"request: send large values by reference (a store under 'data.stores' "
-            f"in the federation file), or lower the site's globus.batch_size"
+            f"in the federation file), or lower the site's globus.batch_size",
+            **fields,
         )
     if status == 429:
         return RateLimitError(
             f"Globus Compute's rate limit was hit while {doing} ({detail}): submit "
             f"fewer, larger batches (globus.batch_size) or lower "
-            f"globus.api_burst_limit"
+            f"globus.api_burst_limit",
+            **fields,
         )
-    return ServiceError(f"Globus Compute answered {status} while {doing}: {detail}")
+    return ServiceError(
+        f"Globus Compute answered {status} while {doing}: {detail}", **fields
+    )

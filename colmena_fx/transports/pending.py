@@ -17,16 +17,17 @@ from colmena_fx.models import Result
 
 Entry = tuple[Result, Future[Result]]
 
-_EXCEPTION_TYPES = {FailureKind.ENDPOINT_LOST: "EndpointLostError"}
-
 
 def transport_failure(
     kind: FailureKind, message: str, host: str, exception_type: str | None = None
 ) -> Failure:
-    """A failure the transport, not the user function, is reporting."""
+    """A failure the transport, not the user function, is reporting.
+
+    Its `kind` says what was lost; `exception_type` names the colmena-fx error.
+    """
     return Failure(
         kind=kind,
-        exception_type=exception_type or _EXCEPTION_TYPES.get(kind, "EndpointError"),
+        exception_type=exception_type or "EndpointError",
         message=message,
         host=host,
     )

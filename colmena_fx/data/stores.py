@@ -13,14 +13,11 @@ it may evict them) and times their resolution for the latency record.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
 from typing import Any
-from typing import Literal
 
 import proxystore.store
 from proxystore.connectors.file import FileConnector
@@ -31,115 +28,13 @@ from proxystore.store import Store
 from proxystore.store.config import StoreConfig
 from proxystore.store.exceptions import ProxyResolveMissingKeyError
 from proxystore.store.factory import StoreFactory
-from pydantic import BaseModel
-from pydantic import BeforeValidator
-from pydantic import ConfigDict
-from pydantic import Field
 
 from colmena_fx import serialize
+from colmena_fx.data.schemas import FileStore
+from colmena_fx.data.schemas import GlobusStore
+from colmena_fx.data.schemas import RedisStore
+from colmena_fx.data.schemas import StoreDeclaration
 from colmena_fx.exceptions import DataStoreError
-
-#: The site name that stands for the thinker's own machine in `sites` lists.
-CLIENT = "client"
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from `1000000`, `"1 MB"` (10^6) or `"1 MiB"` (2^20)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size such as '10 MB', got {value!r}")
-    if isinstance(value, int | float):
-        return int(value)
-    match = _SIZE.match(str(value))
-    unit = match[2].lower() if match else ""
-    if match is None or unit not in _UNITS:
-        raise ValueError(
-            f"expected a size such as 1000000, '10 MB' or '4 MiB', got {value!r}"
-        )
-    return int(float(match[1]) * _UNITS[unit])
-
-
-Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _StoreDeclaration(_Strict):
-    #: Who can reach the store: site names and `client`; unset means everyone.
-    sites: list[str] | None = None
-    #: Deserialized objects each process keeps (per store) for reuse; 0 disables.
-    cache_size: int = Field(default=0, ge=0)
-
-    def reaches(self, site: str) -> bool:
-        return self.sites is None or site in self.sites
-
-
-class FileStore(_StoreDeclaration):
-    """A directory every party mounts at the same path (a shared file system)."""
-
-    type: Literal["file"]
-    #: Relative paths are relative to the federation file.
-    path: Path
-
-
-class RedisStore(_StoreDeclaration):
-    """A Redis server every party can connect to."""
-
-    type: Literal["redis"]
-    host: str = "127.0.0.1"
-    port: int = Field(default=6379, ge=1, le=65535)
-    #: Seconds to wait for the server before giving up (a down server is an
-    #: error, never a hang).
-    timeout_s: float = Field(default=5.0, gt=0)
-
-
-class GlobusStore(_StoreDeclaration):
-    """Globus Transfer collections, for data that must cross facilities.
-
-    `collections` maps each collection's UUID to `host_regex` (which hosts use it),
-    `endpoint_path` (the directory as the collection sees it) and `local_path` (the
-    same directory as those hosts mount it), as ProxyStore's `GlobusConnector`
-    takes them. Needs `proxystore-globus-auth login` once on every host.
-    """
-
-    type: Literal["globus"]
-    collections: dict[str, dict[str, str]] = Field(min_length=2)
-    #: Seconds a resolve waits for its transfer to finish.
-    timeout_s: int = Field(default=60, gt=0)
-
-
-StoreDeclaration = Annotated[
-    FileStore | RedisStore | GlobusStore, Field(discriminator="type")
-]
-Lifetime = Literal["task", "campaign", "keep"]
-
-
-class DataConfig(_Strict):
-    """The `data:` block of a federation file."""
-
-    #: Name -> store. For a task, the first store (in this order) that reaches both
-    #: the client and the task's site carries its large values, unless the method
-    #: names one.
-    stores: dict[str, StoreDeclaration] = Field(default_factory=dict)
-    #: Values whose serialized size is at or over this go by reference.
-    threshold: Size = 1_000_000
-    #: `task`: an argument is evicted when its task finishes, a result when the
-    #: thinker drops it (and no task in flight carries it); `campaign`: everything
-    #: is evicted when the federation stops; `keep`: never evicted by colmena-fx.
-    #: Whatever is left when the federation stops is evicted, except `keep`.
-    lifetime: Lifetime = "task"
-
-
-class MethodData(_Strict):
-    """A method's own data settings (`methods.<name>.data`), over `data:`'s."""
-
-    store: str | None = None
-    threshold: Size | None = None
-    lifetime: Lifetime | None = None
 
 
 class DataFactory(StoreFactory[Any, Any]):
@@ -164,12 +59,16 @@ class DataFactory(StoreFactory[Any, Any]):
             raise DataStoreError(
                 f"a value in data store {self.store_name!r} is gone: it was evicted "
                 f"(see its lifetime, `data.lifetime`) before this proxy of it was "
-                f"resolved"
+                f"resolved",
+                store=self.store_name,
+                key=self.key,
             ) from None
         except Exception as exc:
             raise DataStoreError(
                 f"cannot read a value from data store {self.store_name!r}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}",
+                store=self.store_name,
+                key=self.key,
             ) from exc
         ended = time.time_ns()
         for listener in list(DataFactory.listeners):
@@ -260,7 +159,8 @@ def open_store(
         except OSError as exc:
             raise DataStoreError(
                 f"data store {name!r}: cannot create directory {path}: "
-                f"{exc.strerror or exc}"
+                f"{exc.strerror or exc}",
+                store=name,
             ) from exc
         connector = FileConnector(str(path), clear=False)
     elif isinstance(declaration, RedisStore):
@@ -288,7 +188,8 @@ def check_redis(name: str, connector: TimedRedisConnector) -> None:
         raise DataStoreError(
             f"data store {name!r}: the Redis server at {connector.hostname}:"
             f"{connector.port} does not answer ({exc}); start it, or fix "
-            f"'data.stores.{name}.host/port' in the federation file"
+            f"'data.stores.{name}.host/port' in the federation file",
+            store=name,
         ) from None
 
 
@@ -305,7 +206,8 @@ def _globus_connector(name: str, declaration: GlobusStore) -> Any:
         raise DataStoreError(
             f"data store {name!r}: no Globus Transfer login on this host: run "
             f"`proxystore-globus-auth login` here (and on every host that reads "
-            f"the store), or set PROXYSTORE_GLOBUS_CLIENT_ID/_SECRET"
+            f"the store), or set PROXYSTORE_GLOBUS_CLIENT_ID/_SECRET",
+            store=name,
         )
     try:
         return GlobusConnector(
@@ -315,7 +217,8 @@ def _globus_connector(name: str, declaration: GlobusStore) -> Any:
         raise DataStoreError(
             f"data store {name!r}: cannot use Globus Transfer ({type(exc).__name__}: "
             f"{exc}); run `proxystore-globus-auth login` on this host and check "
-            f"'data.stores.{name}.collections'"
+            f"'data.stores.{name}.collections'",
+            store=name,
         ) from exc
 
 

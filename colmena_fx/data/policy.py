@@ -1,7 +1,7 @@
 """What a worker is told about large values: small, and cheap to import.
 
 Every worker imports the shim, and through it this module; ProxyStore and the
-store machinery (`datastores`) load only in workers that meet a stored value.
+store machinery (`data.stores`) load only in workers that meet a stored value.
 """
 
 from __future__ import annotations
@@ -11,10 +11,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from proxystore.store.config import StoreConfig
-
-#: What a Globus Compute engine accepts as a task's result, as sent (after base64):
-#: `globus_compute_endpoint.engines.helper`'s limit, on every site.
-ENGINE_RESULT_LIMIT = 10 * 2**20
 
 
 @dataclass(frozen=True)
@@ -29,14 +25,6 @@ class DataPolicy:
     threshold: int
     #: The engine's limit on a result as sent (after base64).
     result_limit: int
-
-
-def format_size(size: float) -> str:
-    """`12.6 MB`: decimal units, as the transports' limits are usually quoted."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size:.0f} B"
 
 
 def argument_name(where: object, method: str) -> str:

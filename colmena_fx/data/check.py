@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from colmena_fx.config import FederationConfig
-from colmena_fx.datapolicy import format_size
-from colmena_fx.datastores import close_store
-from colmena_fx.datastores import open_store
+from colmena_fx.data.stores import close_store
+from colmena_fx.data.stores import open_store
 from colmena_fx.exceptions import DataStoreError
+from colmena_fx.units import format_size
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def check_stores(
             checks.append(StoreCheck(**row, error=str(exc)))
             continue
         try:
-            checks.append(StoreCheck(**row, **_round_trip(store, size)))
+            checks.append(StoreCheck(**row, **_round_trip(store, name, size)))
         except Exception as exc:  # whatever the connector raises, say it
             message = f"data store {name!r}: {type(exc).__name__}: {exc}"
             checks.append(StoreCheck(**row, error=message))
@@ -72,7 +72,7 @@ def check_stores(
     return checks
 
 
-def _round_trip(store: Any, size: int) -> dict[str, Any]:
+def _round_trip(store: Any, name: str, size: int) -> dict[str, Any]:
     data = os.urandom(size)
     started = time.perf_counter()
     key = store.put(data, serializer=bytes)
@@ -84,7 +84,9 @@ def _round_trip(store: Any, size: int) -> dict[str, Any]:
         store.evict(key)
     if back != data:
         got = "nothing" if back is None else format_size(len(back))
-        raise DataStoreError(f"wrote {format_size(size)} and read back {got}")
+        raise DataStoreError(
+            f"wrote {format_size(size)} and read back {got}", store=name, key=key
+        )
     return {"put_s": stored - started, "get_s": read - stored}
 
 

@@ -6,7 +6,7 @@ small; the worker shim fetches it before the user function starts. A large retur
 value takes the opposite path: the worker stores it and the thinker receives a
 proxy, which fetches the value the first time it is used (or never, when the
 thinker only forwards it to another task). How long stored values live is
-`dataholds`' business; this module says when holds are taken and let go.
+`data.holds`' business; this module says when holds are taken and let go.
 """
 
 from __future__ import annotations
@@ -25,23 +25,24 @@ from proxystore.store import Store
 
 from colmena_fx import serialize
 from colmena_fx.config import FederationConfig
-from colmena_fx.dataholds import Holds
-from colmena_fx.datapolicy import ENGINE_RESULT_LIMIT
-from colmena_fx.datapolicy import DataPolicy
-from colmena_fx.datapolicy import argument_name
-from colmena_fx.datapolicy import format_size
-from colmena_fx.datastores import DataFactory
-from colmena_fx.datastores import Lifetime
-from colmena_fx.datastores import close_store
-from colmena_fx.datastores import factory_of
-from colmena_fx.datastores import open_store
-from colmena_fx.datastores import own_proxies
-from colmena_fx.datastores import put_serialized
+from colmena_fx.data.holds import Holds
+from colmena_fx.data.policy import DataPolicy
+from colmena_fx.data.policy import argument_name
+from colmena_fx.data.schemas import Lifetime
+from colmena_fx.data.stores import DataFactory
+from colmena_fx.data.stores import close_store
+from colmena_fx.data.stores import factory_of
+from colmena_fx.data.stores import open_store
+from colmena_fx.data.stores import own_proxies
+from colmena_fx.data.stores import put_serialized
 from colmena_fx.exceptions import DataStoreError
 from colmena_fx.exceptions import FederationNotRunningError
+from colmena_fx.exceptions import UsageError
+from colmena_fx.limits import RESULT_LIMIT_BYTES
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.models import Timeline
+from colmena_fx.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class DataManager:
                 store=store.config() if store is not None else None,
                 store_name=name or "",
                 threshold=self._threshold(method),
-                result_limit=ENGINE_RESULT_LIMIT,
+                result_limit=RESULT_LIMIT_BYTES,
             )
         self._policies[method, site] = policy
         return policy
@@ -174,7 +175,8 @@ class DataManager:
         except Exception as exc:
             raise DataStoreError(
                 f"cannot store {what} ({format_size(len(data))}) in data store "
-                f"{name!r}: {type(exc).__name__}: {exc}"
+                f"{name!r}: {type(exc).__name__}: {exc}",
+                store=name,
             ) from exc
 
     def _hold_forwarded(
@@ -192,7 +194,9 @@ class DataManager:
                     f"{name!r}, which site {site!r} cannot reach (its 'sites' are "
                     f"{declared.sites}): route the method that made it through a "
                     f"store both reach (methods.<name>.data.store in the federation "
-                    f"file)"
+                    f"file)",
+                    store=name,
+                    key=factory.key,
                 )
             if self.holds.hold(factory.key):
                 held.append(factory.key)
@@ -229,7 +233,7 @@ class DataManager:
             )
         name = store or next(iter(self.stores))
         if name not in self.stores:
-            raise DataStoreError(
+            raise UsageError(
                 f"unknown data store {name!r}; the federation has {sorted(self.stores)}"
             )
         data = serialize.dumps(value, what="the value to share")

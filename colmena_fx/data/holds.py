@@ -21,8 +21,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from colmena_fx.datastores import DataFactory
-from colmena_fx.datastores import Lifetime
+from colmena_fx.data.schemas import Lifetime
+from colmena_fx.data.stores import DataFactory
 
 #: Called with (store name, key) when a value's last hold goes.
 Evict = Callable[[str, Any], None]
