@@ -17,6 +17,7 @@ from rich.console import RenderableType
 from rich.live import Live
 from rich.table import Table
 
+from colmena_fx.exceptions import UsageError
 from colmena_fx.latency.recorder import ROLLING
 from colmena_fx.units import format_ms
 
@@ -79,7 +80,7 @@ class LiveView:
         extra: RenderableType | None = None,
     ) -> None:
         if refresh_s <= 0:
-            raise ValueError(f"refresh_s must be positive, not {refresh_s}")
+            raise UsageError(f"refresh_s must be positive, not {refresh_s}")
         self.federation = federation
         self.console = console or Console()
         self.refresh_s = refresh_s
@@ -98,7 +99,7 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         if self._entered:
-            raise RuntimeError("a LiveView is entered once")
+            raise UsageError("a LiveView is entered once")
         self._entered = True
         if self.console.is_terminal:
             live = Live(

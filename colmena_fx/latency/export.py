@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from colmena_fx.exceptions import UsageError
 from colmena_fx.latency.recorder import LatencyRecorder
 
 FORMATS = ("csv", "parquet")
@@ -55,7 +56,7 @@ def export(
     """Write every table in every format to `directory`; returns the files."""
     unknown = set(formats) - set(FORMATS)
     if unknown:
-        raise ValueError(f"unknown export formats {sorted(unknown)}: use {FORMATS}")
+        raise UsageError(f"unknown export formats {sorted(unknown)}: use {FORMATS}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []

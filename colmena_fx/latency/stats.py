@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from colmena_fx.exceptions import UsageError
 from colmena_fx.latency.hops import CHAIN
 from colmena_fx.latency.hops import POSITION
 from colmena_fx.latency.hops import SPANS
@@ -117,7 +118,7 @@ def summarize_hops(
     """
     unknown = set(by) - set(GROUP_KEYS)
     if unknown:
-        raise ValueError(f"cannot group by {sorted(unknown)}: use {GROUP_KEYS}")
+        raise UsageError(f"cannot group by {sorted(unknown)}: use {GROUP_KEYS}")
     samples: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     orders: dict[str, tuple[int, int]] = {}
     for i, (row, name) in enumerate(zip(table.task, table.hop, strict=True)):

@@ -10,12 +10,11 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
-if TYPE_CHECKING:
-    from colmena_fx.thinker.base import BaseThinker
+from colmena_fx.exceptions import UsageError
+from colmena_fx.thinker.protocols import AgentHost
 
 #: Longest time an agent loop takes to notice that the campaign is done.
 REACTION_S = 0.25
@@ -60,7 +59,7 @@ def result_processor(
 
     def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
-        def loop(thinker: BaseThinker) -> None:
+        def loop(thinker: AgentHost) -> None:
             while not thinker.done.is_set():
                 result = thinker.federation.get_result(topic, timeout=REACTION_S)
                 if result is not None:
@@ -86,10 +85,10 @@ def task_submitter(
 
     def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
-        def loop(thinker: BaseThinker) -> None:
+        def loop(thinker: AgentHost) -> None:
             rec = thinker.rec
             if rec is None:
-                raise ValueError(
+                raise UsageError(
                     f"task_submitter {method.__name__!r} needs a ResourceCounter: pass "
                     f"resource_counter= to the thinker"
                 )
@@ -122,10 +121,10 @@ def event_responder(
 
     def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
-        def loop(thinker: BaseThinker) -> None:
+        def loop(thinker: AgentHost) -> None:
             event = getattr(thinker, event_name, None)
             if not isinstance(event, threading.Event):
-                raise ValueError(
+                raise UsageError(
                     f"event_responder {method.__name__!r} waits on "
                     f"self.{event_name}, which is not a threading.Event"
                 )
@@ -157,14 +156,14 @@ class _Gatherer(threading.Thread):
 
     def __init__(
         self,
-        thinker: BaseThinker,
+        thinker: AgentHost,
         source: str | None,
         target: str | None,
         max_slots: int | None,
     ) -> None:
         super().__init__(name="cfx-gather", daemon=True)
         if thinker.rec is None:
-            raise ValueError("reallocate_resources needs a ResourceCounter")
+            raise UsageError("reallocate_resources needs a ResourceCounter")
         self.rec = thinker.rec
         self.done = thinker.done
         self.source, self.target, self.max_slots = source, target, max_slots
@@ -183,7 +182,7 @@ class _Gatherer(threading.Thread):
                     self.source, self.target, 1, timeout=REACTION_S,
                     cancel_if=self._stop_gathering,
                 )  # fmt: skip
-            except ValueError:  # another thread emptied the pool meanwhile
+            except UsageError:  # another thread emptied the pool meanwhile
                 continue
             self.moved += int(moved)
 

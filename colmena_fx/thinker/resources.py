@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
+from colmena_fx.exceptions import UsageError
+
 
 class ResourceCounter:
     """Thread-safe counts of allocated and available slots per task type."""
@@ -20,7 +22,7 @@ class ResourceCounter:
 
     def __init__(self, total_slots: int, task_types: list[str]) -> None:
         if total_slots < 0:
-            raise ValueError(f"total_slots must be >= 0, got {total_slots}")
+            raise UsageError(f"total_slots must be >= 0, got {total_slots}")
         self.total_slots = total_slots
         self.task_types = list(task_types)
         self._allocated: dict[str | None, int] = {None: total_slots}
@@ -32,7 +34,7 @@ class ResourceCounter:
 
     def _check(self, task_type: str | None) -> None:
         if task_type not in self._allocated:
-            raise ValueError(
+            raise UsageError(
                 f"unknown task type {task_type!r}: the pools are {self.task_types} "
                 f"and None (unallocated)"
             )
@@ -94,7 +96,7 @@ class ResourceCounter:
         with self._changed:
             in_use = self._allocated[task_type] - self._available[task_type]
             if n_slots > in_use:
-                raise ValueError(
+                raise UsageError(
                     f"cannot release {n_slots} slots of {task_type!r}: only {in_use} "
                     f"are acquired"
                 )
@@ -114,7 +116,7 @@ class ResourceCounter:
         self._check(task_to)
         with self._changed:
             if n_slots > self._allocated[task_from]:
-                raise ValueError(
+                raise UsageError(
                     f"cannot move {n_slots} slots from {task_from!r}: it has only "
                     f"{self._allocated[task_from]}"
                 )
