@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from colmena_fx.exceptions import UsageError
 from colmena_fx.latency import LatencyRecorder
 from colmena_fx.latency.clocks import OffsetEstimator
 from colmena_fx.latency.clocks import RoundTrip
@@ -152,7 +153,7 @@ def test_failed_tasks_count_but_do_not_enter_statistics() -> None:
     (counts,) = recorder.counts()
     assert (counts.succeeded, counts.failed) == (1, 1)
     assert {row.count for row in recorder.summary()} == {1}
-    with pytest.raises(ValueError, match="cannot group by"):
+    with pytest.raises(UsageError, match="cannot group by"):
         recorder.summary(by=("host",))
     (everything,) = {(r.site, r.method) for r in recorder.summary(by=("site",))}
     assert everything == ("s", "*")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from colmena_fx.exceptions import UsageError
 from colmena_fx.federation import Federation
 from colmena_fx.live import LiveView
 from colmena_fx.live import site_table
@@ -128,10 +129,10 @@ def test_view_stops_cleanly_on_an_exception_and_enters_once(
         raise KeyError("boom")
     assert not view.active
     assert out.getvalue().endswith("\x1b[?25h")
-    with pytest.raises(RuntimeError, match="entered once"), view:
+    with pytest.raises(UsageError, match="entered once"), view:
         pass
 
 
 def test_refresh_period_must_be_positive(cpu_federation: Federation) -> None:
-    with pytest.raises(ValueError, match="refresh_s"):
+    with pytest.raises(UsageError, match="refresh_s"):
         LiveView(cpu_federation, refresh_s=0)

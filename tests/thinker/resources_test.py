@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from colmena_fx.exceptions import UsageError
 from colmena_fx.thinker import ResourceCounter
 
 
@@ -53,9 +54,9 @@ def test_reallocate_waits_until_slots_are_free() -> None:
 
 def test_errors_name_the_pool() -> None:
     rec = ResourceCounter(2, ["sim"])
-    with pytest.raises(ValueError, match="unknown task type 'simulation'"):
+    with pytest.raises(UsageError, match="unknown task type 'simulation'"):
         rec.acquire("simulation", 1)
-    with pytest.raises(ValueError, match="cannot release 1 slots of 'sim'"):
+    with pytest.raises(UsageError, match="cannot release 1 slots of 'sim'"):
         rec.release("sim", 1)
-    with pytest.raises(ValueError, match="cannot move 3 slots from None"):
+    with pytest.raises(UsageError, match="cannot move 3 slots from None"):
         rec.reallocate(None, "sim", 3)
