@@ -32,13 +32,17 @@ debian-packages:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends $$missing
 
+# Lint and type checks come first: they take seconds and fail the run on any error.
+# pytest's exit status passes through, so "no tests collected" (5) fails too.
 test: $(STAMP) debian-packages
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/overhead.py

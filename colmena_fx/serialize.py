@@ -24,7 +24,8 @@ def dumps(value: Any, what: str = "value") -> bytes:
     except Exception:  # pickle raises many types for unpicklable objects
         pass
     try:
-        return _DILL + dill.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
+        body: bytes = dill.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
+        return _DILL + body
     except Exception as exc:
         raise SerializationError(
             f"cannot serialize {what} of type {type(value).__name__}: {exc}. "
@@ -33,7 +34,7 @@ def dumps(value: Any, what: str = "value") -> bytes:
         ) from exc
 
 
-def loads(data: bytes) -> Any:
+def loads(data: bytes | bytearray | memoryview) -> Any:
     """Inverse of `dumps`."""
     tag, body = data[:1], memoryview(data)[1:]
     try:

@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,17 @@ def check_stores(
     checks = []
     for name, declaration in config.data.stores.items():
         sites = ", ".join(declaration.sites) if declaration.sites else "everyone"
-        row = {"store": name, "kind": declaration.type, "sites": sites}
+        row = StoreCheck(store=name, kind=declaration.type, sites=sites)
         try:
             store = open_store(name, declaration, base_dir, f"check-{uuid.uuid4().hex}")
         except DataStoreError as exc:
-            checks.append(StoreCheck(**row, error=str(exc)))
+            checks.append(replace(row, error=str(exc)))
             continue
         try:
-            checks.append(StoreCheck(**row, **_round_trip(store, name, size)))
+            checks.append(replace(row, **_round_trip(store, name, size)))
         except Exception as exc:  # whatever the connector raises, say it
             message = f"data store {name!r}: {type(exc).__name__}: {exc}"
-            checks.append(StoreCheck(**row, error=message))
+            checks.append(replace(row, error=message))
         finally:
             close_store(store)
     return checks

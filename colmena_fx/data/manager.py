@@ -138,9 +138,9 @@ class DataManager:
         started = ended = None
         try:
             if store is not None and policy is not None:
-                args, kwargs = list(args), dict(kwargs)  # type: ignore[assignment]
+                positional, kwargs = list(args), dict(kwargs)
                 lifetime = self._lifetime(method)
-                for container, where, value in _items(args, kwargs):
+                for container, where, value in _items(positional, kwargs):
                     # Proxy first: checking any other class would resolve it.
                     if isinstance(value, (Proxy, *_SMALL)):
                         continue  # a user's own proxy goes through untouched
@@ -152,13 +152,14 @@ class DataManager:
                     if len(data) < policy.threshold:
                         continue
                     proxy = self._put(store, policy.store_name, data, what)
-                    container[where] = proxy  # type: ignore[index]
+                    container[where] = proxy
                     key = _key(proxy)
                     if self.holds.track(key, policy.store_name, lifetime):
                         held.append(key)
                     started, ended = started or began, time.time_ns()
+                args = tuple(positional)
             request = serialize.dumps(
-                (tuple(args), kwargs, policy), what=f"an argument of {method!r}"
+                (args, kwargs, policy), what=f"an argument of {method!r}"
             )
         except BaseException:
             self.holds.release(held)

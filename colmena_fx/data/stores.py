@@ -76,7 +76,7 @@ class DataFactory(StoreFactory[Any, Any]):
         return value
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes | bytearray | memoryview) -> Any:
     return serialize.loads(data)  # no copy: a stored value can be hundreds of MB
 
 

@@ -161,7 +161,7 @@ class EmbeddedEndpoint:
                     break
 
     def _drain_requests(self) -> None:
-        while self._router.get(zmq.EVENTS) & zmq.POLLIN:
+        while wire.readable(self._router):
             frames = self._router.recv_multipart(copy=True)
             received_ns = time.time_ns()
             identity, *message = frames
@@ -216,7 +216,7 @@ class EmbeddedEndpoint:
 
     def _send_finished(self) -> None:
         """Send every finished task to the client in one message."""
-        while self._wake_in.get(zmq.EVENTS) & zmq.POLLIN:
+        while wire.readable(self._wake_in):
             self._wake_in.recv()
         with self._wake_lock:
             self._wake_sent = False  # before draining: a later result wakes us again

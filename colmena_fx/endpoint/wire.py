@@ -14,6 +14,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from typing import cast
 
 import zmq
 from pydantic import Field
@@ -71,6 +72,11 @@ class WireError(ValueError):
     """A message that is not one of ours: wrong frame count, kind or header."""
 
 
+def readable(socket: zmq.Socket[Any]) -> bool:
+    """Whether a message waits on `socket`, without a poll: cheap in a drain loop."""
+    return bool(cast(int, socket.get(zmq.EVENTS)) & zmq.POLLIN)
+
+
 def encode(kind: Kind, header: StrictModel, *payloads: bytes) -> list[bytes]:
     return [kind.value.encode(), header.model_dump_json().encode(), *payloads]
 
@@ -88,7 +94,10 @@ def decode(frames: list[bytes]) -> tuple[Kind, Any, list[bytes]]:
         header = HEADERS[kind].model_validate_json(raw_header)
     except ValueError as exc:
         raise WireError(f"bad {kind} header: {exc}") from exc
-    expected = len(header.results) if kind is Kind.RESULT else int(kind is Kind.TASK)
+    if isinstance(header, ResultHeader):
+        expected = len(header.results)
+    else:
+        expected = int(kind is Kind.TASK)
     if len(payloads) != expected:
         raise WireError(
             f"a {kind} message needs {expected} payloads, not {len(payloads)}"

@@ -186,7 +186,8 @@ def decision_latencies(created: np.ndarray, delivered: np.ndarray) -> np.ndarray
     delivered = delivered[~np.isnan(delivered)]
     following = np.searchsorted(created, delivered, side="right")
     has_next = following < len(created)
-    return created[following[has_next]] - delivered[has_next]
+    gaps: np.ndarray = created[following[has_next]] - delivered[has_next]
+    return gaps
 
 
 def load_report_data(run_dir: Path) -> ReportData:

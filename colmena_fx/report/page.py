@@ -38,7 +38,7 @@ Images = dict[str, bytes]
 
 
 def _table(
-    head: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]
+    head: Sequence[str], rows: Iterable[Sequence[str | None]], numeric: set[int]
 ) -> str:
     """An HTML table; cells already escaped. A row starting with None opens a group."""
     out = ["<table><tr>", *(f"<th>{h}</th>" for h in head), "</tr>"]

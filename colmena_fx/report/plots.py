@@ -48,9 +48,14 @@ def duration(seconds: float) -> str:
     return f"{seconds * scale:.3g} {unit}"
 
 
+def _palette(name: str) -> list[tuple[float, ...]]:
+    colormap = colormaps[name]
+    return [tuple(colormap(i)) for i in range(colormap.N)]
+
+
 def _colours(names: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """One colour per hop name, stable across sites (tab20, then tab20b)."""
-    palette = [*colormaps["tab20"].colors, *colormaps["tab20b"].colors]
+    palette = [*_palette("tab20"), *_palette("tab20b")]
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
@@ -187,7 +192,7 @@ def decision_latency(seconds: np.ndarray) -> Figure:
         axes.set_xscale("log")
     else:
         bins = np.linspace(low, max(high, low + 1e-9), 40)
-    axes.hist(values, bins=bins, color="tab:purple", alpha=0.8)
+    axes.hist(values, bins=bins.tolist(), color="tab:purple", alpha=0.8)
     median = float(np.median(seconds))
     axes.axvline(median * scale, color="black", linestyle="--", linewidth=1,
                  label=f"median {duration(median)} (n={len(values)})")  # fmt: skip

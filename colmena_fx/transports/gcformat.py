@@ -32,7 +32,7 @@ from colmena_fx.worker import WorkerReply
 from colmena_fx.worker import execute
 
 _SERDE = ComputeSerializer()
-_DATA = DillDataBase64()
+_DATA = DillDataBase64()  # type: ignore[no-untyped-call]
 _NO_KWARGS = _SERDE.serialize({})
 #: Exceptions the engine reports when the process running a task died.
 _LOST_WORKER_MARKERS = ("WorkerLost", "ManagerLost", "BrokenProcessPool")

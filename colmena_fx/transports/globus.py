@@ -213,8 +213,8 @@ class GlobusTransport:
             except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
                 doing = f"registering {shim.__name__!r}"
                 raise translate(exc, doing, self._client) from exc
-            self._function_ids[function] = function_id
-            return function_id
+            self._function_ids[function] = str(function_id)
+            return str(function_id)
 
     def _live_executor(self) -> TrackedExecutor:
         assert self._executor is not None

@@ -53,17 +53,18 @@ class _TimedResultWatcher(_ResultWatcher):
         super().__init__(*args, **kwargs)
         self.poll_period_s = RESULT_MATCH_PERIOD_S
         self._capture = capture
-        self._received_results = _ArrivalLog()
+        self._arrivals = _ArrivalLog()
+        self._received_results = self._arrivals
 
     def _match_results_to_futures(self) -> None:
-        received = self._received_results
+        received = self._arrivals
         with self._new_futures_lock:
             ready = self._open_futures.keys() & received.keys()
         for task_id in ready:
             _props, message = received[task_id]
             arrived = received.arrived_ns.pop(task_id, time.time_ns())
             self._capture(task_id, arrived, message.task_statuses)
-        super()._match_results_to_futures()
+        super()._match_results_to_futures()  # type: ignore[no-untyped-call]
 
 
 class TrackedExecutor(Executor):
@@ -136,11 +137,11 @@ class TrackedExecutor(Executor):
     def close(self) -> None:
         """Shut down, result watcher included: the SDK leaves it running for as
         long as any of its futures is open, and a lost task's never closes."""
-        self.shutdown(wait=False, cancel_futures=True)
+        self.shutdown(wait=False, cancel_futures=True)  # type: ignore[no-untyped-call]
         watcher = self._watcher
         if watcher is not None:
             if watcher.is_alive():
-                watcher.shutdown(wait=False, cancel_futures=True)
+                watcher.shutdown(wait=False, cancel_futures=True)  # type: ignore[no-untyped-call]
                 watcher.join(timeout=5)
             # A watcher whose thread ended by itself is still in the SDK's table.
             if _RESULT_WATCHERS.get(watcher.task_group_id) is watcher:

@@ -157,7 +157,7 @@ class LocalTransport:
         next_check = time.monotonic()
         while not self._closing.is_set():
             if poller.poll(200):
-                while self._rx.get(zmq.EVENTS) & zmq.POLLIN:
+                while wire.readable(self._rx):
                     frames = self._rx.recv_multipart()
                     try:
                         self._handle(frames)
