@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
+from colmena_fx import __version__
 from colmena_fx.exceptions import ColmenaFXError
+from colmena_fx.exceptions import UsageError
+
+
+def _size(option: str, text: str) -> int:
+    """`text` as bytes, or a UsageError that names the option it was given to."""
+    from colmena_fx.units import parse_size
+
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _endpoint_start(args: argparse.Namespace) -> int:
@@ -123,15 +136,14 @@ def _data_check(args: argparse.Namespace) -> int:
     from colmena_fx.config import load_federation
     from colmena_fx.data.check import check_stores
     from colmena_fx.data.check import data_routes
-    from colmena_fx.units import parse_size
 
+    size = _size("--size", args.size)  # a typo fails even with no store to check
     config, _ = load_federation(args.federation)
     assert config.source is not None
     console = Console()
     if not config.data.stores:
         console.print(f"{args.federation} declares no data stores (key 'data.stores')")
         return 0
-    size = parse_size(args.size)
     checks = check_stores(config, config.source.parent, size)
     stores = Table(title=f"Data stores, from this host ({args.size} test value)",
                    box=box.SIMPLE_HEAD)  # fmt: skip
@@ -194,10 +206,9 @@ def _probe(args: argparse.Namespace) -> int:
     from colmena_fx.probe import DEFAULT_SIZES
     from colmena_fx.probe import probe_federation
     from colmena_fx.probe import probe_tables
-    from colmena_fx.units import parse_size
 
     sizes = (
-        [parse_size(text) for text in args.sizes.split(",")]
+        [_size("--sizes", text) for text in args.sizes.split(",")]
         if args.sizes
         else list(DEFAULT_SIZES)
     )
@@ -230,59 +241,109 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Every command, with a description and help for each argument (`--help`)."""
     parser = argparse.ArgumentParser(
-        prog="colmena-fx", description="Federated steering of AI-in-the-loop campaigns."
+        prog="colmena-fx",
+        description="Federated steering of AI-in-the-loop campaigns: run and inspect "
+        "the sites of a federation, and measure and report on its runs.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"colmena-fx {__version__}",
+        help="print the version and exit",
+    )  # fmt: skip
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of:"
+    )
 
-    endpoint = commands.add_parser("endpoint", help="run and inspect site endpoints")
-    endpoint_commands = endpoint.add_subparsers(dest="endpoint_command", required=True)
-    start = endpoint_commands.add_parser(
-        "start", help="run a local site's endpoint in the foreground"
+    endpoint = commands.add_parser(
+        "endpoint", help="run and inspect site endpoints",
+        description="Run a local site's endpoint, check and render site files, list "
+        "a federation's sites, and ask the service about a globus site.",
+    )  # fmt: skip
+    endpoint_commands = endpoint.add_subparsers(
+        dest="endpoint_command", required=True, metavar="COMMAND", help="one of:"
     )
-    start.add_argument("site_file", type=Path, help="e.g. endpoints/local-cpu.yaml")
-    start.add_argument("--run-dir", type=Path, help="default: runs/endpoints/SITE")
-    start.add_argument("--log-level", default="INFO")
+    start = endpoint_commands.add_parser(
+        "start", help="run a local site's endpoint in the foreground",
+        description="Run one site's endpoint in the foreground until interrupted; "
+        "it writes connection.json (mode 0600) in its run directory.",
+    )  # fmt: skip
+    start.add_argument(
+        "site_file", type=Path, metavar="SITE_FILE",
+        help="the site file, e.g. endpoints/local-cpu.yaml",
+    )  # fmt: skip
+    start.add_argument(
+        "--run-dir", type=Path, help="default: runs/endpoints/SITE (the file's stem)"
+    )
+    start.add_argument(
+        "--log-level", default="INFO",
+        help="DEBUG, INFO, WARNING or ERROR (default: %(default)s)",
+    )  # fmt: skip
     start.set_defaults(handler=_endpoint_start)
 
     validate = endpoint_commands.add_parser(
-        "validate", help="check site files by building their engines (starts nothing)"
-    )
-    validate.add_argument("site_files", type=Path, nargs="+", metavar="FILE")
+        "validate", help="check site files by building their engines (starts nothing)",
+        description="Check site files by building their engines as the endpoint "
+        "would, without starting anything; one OK or FAIL line per file.",
+    )  # fmt: skip
+    validate.add_argument(
+        "site_files", type=Path, nargs="+", metavar="SITE_FILE",
+        help="site files, e.g. endpoints/*.yaml (not the federation file)",
+    )  # fmt: skip
     validate.set_defaults(handler=_endpoint_validate)
 
     render = endpoint_commands.add_parser(
-        "render", help="write a site's globus-compute-endpoint configuration files"
+        "render", help="write a site's globus-compute-endpoint configuration files",
+        description="Write the configuration files of a site's Globus Compute "
+        "endpoint and print the commands that install them on the cluster.",
+    )  # fmt: skip
+    render.add_argument(
+        "site_file", type=Path, metavar="SITE_FILE", help="the site file to render"
     )
-    render.add_argument("site_file", type=Path, metavar="FILE")
     render.add_argument("--out", type=Path, help="default: endpoint-SITE")
     render.set_defaults(handler=_endpoint_render)
 
     listing = endpoint_commands.add_parser(
-        "list", help="a federation's sites and the methods routed to each"
-    )
+        "list", help="a federation's sites and the methods routed to each",
+        description="Table of a federation's sites: transport, endpoint id, engine, "
+        "and the methods routed to each.",
+    )  # fmt: skip
     listing.add_argument(
-        "federation", type=Path, nargs="?", default=Path("endpoints/federation.yaml")
-    )
+        "federation", type=Path, nargs="?", default=Path("endpoints/federation.yaml"),
+        metavar="FEDERATION_FILE", help="default: %(default)s",
+    )  # fmt: skip
     listing.set_defaults(handler=_endpoint_list)
 
     status = endpoint_commands.add_parser(
-        "status", help="a globus site's endpoint status, as the service reports it"
-    )
-    status.add_argument("site_file", type=Path, metavar="FILE")
+        "status", help="a globus site's endpoint status, as the service reports it",
+        description="Ask the Globus Compute service for a globus site's endpoint "
+        "status; exit status 1 unless it is online.",
+    )  # fmt: skip
+    status.add_argument(
+        "site_file", type=Path, metavar="SITE_FILE",
+        help="a site file with transport: globus and its globus.endpoint_id",
+    )  # fmt: skip
     status.add_argument("--json", action="store_true", help="print the raw status")
     status.set_defaults(handler=_endpoint_status)
 
     login = commands.add_parser(
-        "login", help="log in to Globus Compute; the SDK stores the tokens"
-    )
+        "login", help="log in to Globus Compute; the SDK stores the tokens",
+        description="Log in to Globus Compute with the SDK's own flow (in a "
+        "terminal); a client identity from GLOBUS_COMPUTE_CLIENT_ID and "
+        "GLOBUS_COMPUTE_CLIENT_SECRET needs no login.",
+    )  # fmt: skip
     login.add_argument("--force", action="store_true", help="log in again anyway")
     login.set_defaults(handler=_login)
 
     probe = commands.add_parser(
-        "probe", help="measure every site of a federation with echo tasks"
-    )
-    probe.add_argument("federation", type=Path, metavar="FEDERATION_FILE")
+        "probe", help="measure every site of a federation with echo tasks",
+        description="Send echo tasks of several sizes to every site of a federation "
+        "and print the per-hop latency of each side by side.",
+    )  # fmt: skip
+    probe.add_argument(
+        "federation", type=Path, metavar="FEDERATION_FILE",
+        help="the federation file, e.g. endpoints/federation.yaml",
+    )  # fmt: skip
     probe.add_argument(
         "--sizes", default="",
         help="payload sizes, comma-separated (default: 0,1KB,1MB,8MB)",
@@ -307,19 +368,36 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="print the table as JSON")
     probe.set_defaults(handler=_probe)
 
-    data = commands.add_parser("data", help="check a federation's data stores")
-    data_commands = data.add_subparsers(dest="data_command", required=True)
-    check = data_commands.add_parser(
-        "check", help="round-trip a test value through each store, from this host"
+    data = commands.add_parser(
+        "data", help="check a federation's data stores",
+        description="Check the data stores that carry a federation's large values.",
+    )  # fmt: skip
+    data_commands = data.add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND", help="one of:"
     )
-    check.add_argument("federation", type=Path, metavar="FEDERATION_FILE")
+    check = data_commands.add_parser(
+        "check", help="round-trip a test value through each store, from this host",
+        description="Round-trip a test value through each data store from this "
+        "host, and show which store carries each method's large values.",
+    )  # fmt: skip
+    check.add_argument(
+        "federation", type=Path, metavar="FEDERATION_FILE",
+        help="the federation file whose 'data.stores' to check",
+    )  # fmt: skip
     check.add_argument(
         "--size", default="1 MB", help="test value size (default: %(default)s)"
     )
     check.set_defaults(handler=_data_check)
 
-    summary = commands.add_parser("summary", help="per-hop latency table of a run")
-    summary.add_argument("run_dir", type=Path)
+    summary = commands.add_parser(
+        "summary", help="per-hop latency table of a run",
+        description="Print a finished run's task counts, per-hop latency and clock "
+        "offsets, from its journal.",
+    )  # fmt: skip
+    summary.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR",
+        help="a run directory (the one holding journal.jsonl)",
+    )  # fmt: skip
     summary.add_argument(
         "--export", action="store_true",
         help="also write the tables as CSV and Parquet under RUN_DIR/latency",
@@ -327,21 +405,46 @@ def _parser() -> argparse.ArgumentParser:
     summary.set_defaults(handler=_summary)
 
     report = commands.add_parser(
-        "report", help="an HTML report of a run, plots included, in one file"
-    )
-    report.add_argument("run_dir", type=Path)
+        "report", help="an HTML report of a run, plots included, in one file",
+        description="Write a run's HTML report, its plots embedded and saved as PNG "
+        "files beside it.",
+    )  # fmt: skip
+    report.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR",
+        help="a run directory (the one holding journal.jsonl)",
+    )  # fmt: skip
     report.add_argument("--out", type=Path, help="default: RUN_DIR/report")
     report.set_defaults(handler=_report)
     return parser
 
 
+#: errno values of OSErrors a user causes by naming a path: say which, no traceback.
+_PATH_ERRNOS = {
+    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
+    errno.EEXIST, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG,
+    errno.ELOOP,
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user's mistake is one `error:` line and exit status 2.
+
+    An unexpected exception keeps its traceback: that is a bug to report.
+    """
     args = _parser().parse_args(argv)
     try:
         return int(args.handler(args))
     except ColmenaFXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _PATH_ERRNOS or exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

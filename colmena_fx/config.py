@@ -7,6 +7,7 @@ so a typo never surfaces later as a confusing failure on some remote worker.
 from __future__ import annotations
 
 import importlib
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,24 @@ class LocalLinkConfig(StrictModel):
                 else item
                 for key, item in value.items()
             }
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _environment_can_hold(cls, value: dict[str, str]) -> dict[str, str]:
+        # Checked here, not when the endpoint is spawned: there a bad entry is an
+        # "embedded null byte" from deep inside subprocess, naming nothing.
+        for key, item in value.items():
+            if not key or "=" in key or "\0" in key:
+                raise ValueError(
+                    f"variable name {key!r} cannot be in an environment (empty, or "
+                    f"holding '=' or a NUL byte): rename it"
+                )
+            if "\0" in item:
+                raise ValueError(
+                    f"variable {key!r} holds a NUL byte, which no environment "
+                    f"variable can carry: remove it from the value"
+                )
         return value
 
     @model_validator(mode="after")
@@ -206,11 +225,35 @@ class MethodRoute(StrictModel):
                 f"function {self.function!r} must be written 'module:function'"
             )
         try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"cannot import function {self.function!r}: {exc} (modules are "
+                f"looked up on sys.path: the working directory and PYTHONPATH)"
+            ) from exc
+        except Exception as exc:  # the module's own code failed as it was imported
+            raise ConfigError(
+                f"cannot import function {self.function!r}: importing module "
+                f"{module_name!r} raised {type(exc).__name__}{_raised_at(exc)}: "
+                f"{exc}; fix the module (import it in Python to see the traceback)"
+            ) from exc
+        try:
+            function: Callable[..., Any] = getattr(module, attr)
+        except AttributeError as exc:
             raise ConfigError(
                 f"cannot import function {self.function!r}: {exc}"
             ) from exc
+        if not callable(function):
+            raise ConfigError(
+                f"{self.function!r} is a {type(function).__name__}, not a function"
+            )
+        return function
+
+
+def _raised_at(exc: BaseException) -> str:
+    """` at FILE:LINE` of the innermost frame that raised `exc`, for one-line errors."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 class FederationConfig(StrictModel):
@@ -241,12 +284,24 @@ class FederationConfig(StrictModel):
         return None
 
 
+#: Keys only a site file has: a federation file holding one was given a site file.
+_SITE_ONLY_KEYS = {"engine", "transport", "local", "globus"}
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping at the top of a YAML file, or a ConfigError naming the file."""
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")  # YAML is UTF-8, whatever the locale says
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
+            f"save the file as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -271,6 +326,11 @@ def validate(model: type[Model], data: dict[str, Any], path: Path) -> Model:
 def load_site(path: str | Path) -> SiteConfig:
     path = Path(path)
     data = read_yaml(path)
+    if "sites" in data:
+        raise ConfigError(
+            f"{path}: a federation file (it has 'sites'), not a site file: pass one "
+            f"of the site files it lists"
+        )
     data.setdefault("name", path.stem)
     site = validate(SiteConfig, data, path)
     site.source = path
@@ -280,7 +340,15 @@ def load_site(path: str | Path) -> SiteConfig:
 def load_federation(path: str | Path) -> tuple[FederationConfig, dict[str, SiteConfig]]:
     """The federation in `path` and its sites by name, cross-checked."""
     path = Path(path)
-    config = validate(FederationConfig, read_yaml(path), path)
+    data = read_yaml(path)
+    site_keys = sorted(_SITE_ONLY_KEYS & data.keys())
+    if site_keys and "sites" not in data:
+        raise ConfigError(
+            f"{path}: a site file (it has '{site_keys[0]}' and no 'sites'), not a "
+            f"federation file: pass a federation file, which lists its site files "
+            f"under 'sites' (such as endpoints/federation.yaml)"
+        )
+    config = validate(FederationConfig, data, path)
     config.source = path
     sites: dict[str, SiteConfig] = {}
     for site_path in config.sites:
@@ -321,20 +389,20 @@ def _check_data(
                     f"use {sorted(known)}"
                 )
     for method, route in config.methods.items():
-        store = route.data.store
-        if store is not None and store not in config.data.stores:
+        chosen = route.data.store
+        if chosen is not None and chosen not in config.data.stores:
             raise ConfigError(
                 f"{path}: key 'methods.{method}.data.store': unknown store "
-                f"{store!r}; 'data.stores' declares {sorted(config.data.stores)}"
+                f"{chosen!r}; 'data.stores' declares {sorted(config.data.stores)}"
             )
-        if store is None:
+        if chosen is None:
             continue
-        declared = config.data.stores[store]
+        declared = config.data.stores[chosen]
         for site in {route.site, *route.topics.values()}:
             for party in (CLIENT, site):
                 if not declared.reaches(party):
                     raise ConfigError(
-                        f"{path}: key 'methods.{method}.data.store': store {store!r} "
+                        f"{path}: key 'methods.{method}.data.store': store {chosen!r} "
                         f"does not reach {party!r} (its 'sites' are "
                         f"{declared.sites}), but {method!r} runs on {site!r} for "
                         f"a thinker on the client"

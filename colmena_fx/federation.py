@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from concurrent.futures import Future
@@ -36,6 +35,7 @@ from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
+from colmena_fx.rundir import new_run_dir
 from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
@@ -43,18 +43,6 @@ from colmena_fx.transports.base import TransportStatus
 log = logging.getLogger(__name__)
 
 _RETRYABLE = {FailureKind.WORKER_LOST, FailureKind.ENDPOINT_LOST}
-
-
-def _new_run_dir(parent: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for suffix in range(1000):
-        path = parent / (f"{name}-{stamp}" + (f"-{suffix}" if suffix else ""))
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot make a new run directory under {parent}")
 
 
 class Federation:
@@ -117,9 +105,9 @@ class Federation:
                 try:
                     functions[name] = route.import_function()
                 except ConfigError as exc:
-                    raise ConfigError(
+                    raise ConfigError(  # chained to the module's own error
                         f"{where}: key 'methods.{name}.function': {exc}"
-                    ) from None
+                    ) from exc.__cause__
             else:
                 raise ConfigError(
                     f"{where}: method {name!r} has no function: pass it in "
@@ -133,7 +121,7 @@ class Federation:
         """Start every site's transport (in parallel) and the journal."""
         if self._running:
             return self
-        self.run_dir = _new_run_dir(self._run_dir_parent, self.config.name)
+        self.run_dir = new_run_dir(self._run_dir_parent, self.config.name)
         self.journal = Journal(self.run_dir)
         self.journal.start()
         self.journal.record("run", self._run_record())

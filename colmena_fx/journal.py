@@ -15,8 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from typing import TextIO
 
+from colmena_fx.exceptions import RunDirectoryError
 from colmena_fx.models import Result
+from colmena_fx.rundir import FEDERATION_FIX
+from colmena_fx.rundir import make_run_dir
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -37,9 +41,21 @@ class Journal:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open the journal here: a run directory that refuses it fails the start.
+
+        Opened in the writer thread instead, the error would end that thread alone
+        and every event after it would be lost without a word.
+        """
+        make_run_dir(self.path.parent)
+        try:
+            stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise RunDirectoryError(
+                f"cannot write the journal {self.path}: {exc.strerror or exc}; "
+                f"{FEDERATION_FIX}"
+            ) from None
         self._thread = threading.Thread(
-            target=self._write, name="cfx-journal", daemon=True
+            target=self._write, args=(stream,), name="cfx-journal", daemon=True
         )
         self._thread.start()
 
@@ -58,8 +74,8 @@ class Journal:
             self._thread.join()
             self._thread = None
 
-    def _write(self) -> None:
-        with open(self.path, "a", encoding="utf-8") as stream:
+    def _write(self, stream: TextIO) -> None:
+        with stream:
             closing = False
             while not closing:
                 batch = [self._queue.get()]

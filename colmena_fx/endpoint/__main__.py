@@ -16,6 +16,8 @@ from colmena_fx.config import load_site
 from colmena_fx.endpoint.server import EmbeddedEndpoint
 from colmena_fx.endpoint.wire import error_file
 from colmena_fx.exceptions import ConfigError
+from colmena_fx.exceptions import RunDirectoryError
+from colmena_fx.rundir import make_run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         if args.connection_file:
             error_file(args.connection_file).write_text(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:  # here, before the engine starts and before anything would write there
+        make_run_dir(args.run_dir, fix="pass --run-dir a directory you can write")
+    except RunDirectoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     connection_file = args.connection_file or args.run_dir / "connection.json"

@@ -74,6 +74,9 @@ class GlobusTransport:
         self._routes = routes or {}
         self._on_accepted = on_accepted
         self._client: Client | None = None
+        #: The watch's own client: it polls again anyway, so it never retries, and
+        #: the SDK's per-client request lock never holds up a submission for it.
+        self._status_client: Client | None = None
         self._executor: TrackedExecutor | None = None
         self._function_ids: dict[Callable[..., Any], str] = {}
         self._register_lock = threading.Lock()
@@ -99,6 +102,7 @@ class GlobusTransport:
         endpoint_id = self.endpoint_id
         try:
             self._client = make_client(self.link.service_url)
+            self._status_client = make_client(self.link.service_url, max_retries=0)
         except ServiceError as exc:
             raise exc.about(f"site {self.site!r}") from exc
         self._wait_online(endpoint_id)
@@ -305,13 +309,13 @@ class GlobusTransport:
 
     def _watch(self) -> None:
         """Poll the endpoint's status while tasks are in flight; fail them if lost."""
-        assert self._client is not None
+        assert self._status_client is not None
         while not self._closing.wait(self.link.status_poll_s):
             if not self._pending:
                 self._offline_since = None
                 continue
             try:
-                status = endpoint_status(self._client, self.endpoint_id)
+                status = endpoint_status(self._status_client, self.endpoint_id)
             except ColmenaFXError as exc:  # the service, not the endpoint: keep going
                 self._detail = str(exc)
                 continue

@@ -10,6 +10,7 @@ stand-in of the service).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import globus_sdk
@@ -33,11 +34,15 @@ LOGIN_HINT = (
 )
 
 
-def make_client(service_url: str | None = None) -> Client:
+def make_client(
+    service_url: str | None = None, max_retries: int | None = None
+) -> Client:
     """A Globus Compute `Client`, with credentials checked before any request.
 
     A user identity that has never logged in would otherwise start an interactive
     login in the middle of a campaign; this refuses instead, saying what to do.
+    `max_retries` overrides the SDK's retries of a failed request (5, with
+    exponential backoff: a quarter of a minute against a service that is down).
     """
     token = os.environ.get(ACCESS_TOKEN_ENV)
     if token:
@@ -52,6 +57,8 @@ def make_client(service_url: str | None = None) -> Client:
         credentials = {"app": app}
     if service_url:
         _point_at(client, service_url, credentials)
+    if max_retries is not None:
+        client._compute_web_client.v2.retry_config.max_retries = max_retries
     try:
         client.version_check()
     except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
@@ -80,25 +87,49 @@ def _app() -> globus_sdk.GlobusApp:
 def _point_at(client: Client, service_url: str, credentials: dict[str, Any]) -> None:
     """Send the client's requests to `service_url` instead of the public service.
 
-    The SDK fixes its address per named environment; this is the one place that
-    reaches into it, and globus-compute-sdk is pinned in pyproject.toml for that.
+    The SDK fixes its address per named environment; this and the retry setting in
+    `make_client` are the places that reach into it, and globus-compute-sdk is
+    pinned in pyproject.toml for that.
     """
     from globus_compute_sdk.sdk.client import _ComputeWebClient
 
     client.web_service_address = service_url
-    client._compute_web_client = _ComputeWebClient(base_url=service_url, **credentials)
+    client._compute_web_client = _ComputeWebClient(  # type: ignore[no-untyped-call]
+        base_url=service_url, **credentials
+    )
+
+
+NO_TERMINAL_HINT = (
+    "logging in to Globus Compute asks for a code pasted from a browser, and there "
+    "is no terminal to type it in: run `colmena-fx login` in a terminal, or set "
+    "GLOBUS_COMPUTE_CLIENT_ID and GLOBUS_COMPUTE_CLIENT_SECRET for a headless run"
+)
 
 
 def login(force: bool = False) -> str:
-    """Run the SDK's login flow; tokens land where the SDK keeps them."""
+    """Run the SDK's login flow; tokens land where the SDK keeps them.
+
+    The flow reads a code from standard input: without a terminal it refuses at
+    once, rather than printing a URL nobody sees and failing on end of input.
+    """
+    from globus_sdk.login_flows import CommandLineLoginFlowEOFError
+
     app = _app()
     Client(app=app, do_version_check=False)  # adds Globus Compute's scopes to the app
     if isinstance(app, globus_sdk.ClientApp):
         return "a client identity (GLOBUS_COMPUTE_CLIENT_ID) needs no login"
-    if force or app.login_required():
+    if not (force or app.login_required()):
+        return "already logged in"
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise AuthenticationError(NO_TERMINAL_HINT)
+    try:
         app.login(force=force)
-        return "logged in; tokens stored by the Globus Compute SDK"
-    return "already logged in"
+    except CommandLineLoginFlowEOFError:  # the input ended (Ctrl-D) before a code
+        raise AuthenticationError(
+            "not logged in: the input ended before the authorization code was "
+            "entered; run `colmena-fx login` again and paste the code it asks for"
+        ) from None
+    return "logged in; tokens stored by the Globus Compute SDK"
 
 
 def endpoint_id_of(site: SiteConfig) -> str:
