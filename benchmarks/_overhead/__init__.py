@@ -2,7 +2,9 @@
 
 - `paths`: the two ways of running a no-op task (raw engine, thinker + federation)
 - `thinkers`: the Colmena-style thinkers that drive path B
-- `measure`: warm-up, repeats and the figures of one path
+- `measure`: both paths started, warmed up, then measured in alternating rounds
+- `figures`: each path's figures per round, and the B/A ratios per round
+- `idle`: `--idle-check`, what the idle path costs the one being measured
 - `cpu`: CPU time per process and per client thread during the bursts
 - `threads`: a hook around every thread started in a block (for `cpu`, `profiling`)
 - `profiling`: the `--profile` phase, cProfile per client thread

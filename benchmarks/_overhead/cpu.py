@@ -125,31 +125,42 @@ class _EndedThreads:
 
 
 class CpuMonitor:
-    """Samples the CPU time of every process of a run and of this client's threads.
+    """Samples the CPU time of every process of one path and of this client's threads.
 
-    The processes are found once, after the warm-up: this process, its
-    descendants (the endpoint, the interchange) and the processes whose command
-    line names the run directory (the worker pool, which the provider detaches)
-    with their descendants (the workers).
+    Both paths are alive during the whole measurement and both start child
+    processes of this one, so "this process's descendants" would mix them up.
+    A path's processes are therefore: this process, the children it started
+    (`children`: the pids that `start()` added, the raw engine's interchange or
+    the federation's endpoint), the processes whose command line names the
+    path's run directory (the worker pool, which the provider detaches), and the
+    descendants of all of these (the endpoint's interchange, the workers). They
+    are found once, after the warm-up. This process's threads are sampled whole:
+    the other path's idle threads in it count too, which is what they cost.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, children: set[int]) -> None:
         self.run_dir = str(run_dir)
+        self.children = children
         self.me = os.getpid()
         self.processes: dict[int, tuple[psutil.Process, str]] = {}
         self.tally = CpuTally()
 
     def discover(self) -> None:
         me = psutil.Process(self.me)
-        found = {me.pid: me}
-        found.update({child.pid: child for child in me.children(recursive=True)})
+        roots = [child for child in me.children() if child.pid in self.children]
         for proc in psutil.process_iter(["cmdline"]):
             command = proc.info["cmdline"] or []
             if proc.pid != self.me and any(self.run_dir in arg for arg in command):
-                found[proc.pid] = proc
+                roots.append(proc)
+        found = {me.pid: me}
+        for root in roots:
+            found[root.pid] = root
+            try:
                 found.update(
-                    {child.pid: child for child in proc.children(recursive=True)}
+                    {child.pid: child for child in root.children(recursive=True)}
                 )
+            except psutil.Error:
+                continue
         self.processes = {
             pid: (proc, _role(proc, self.me)) for pid, proc in found.items()
         }

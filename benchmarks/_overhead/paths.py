@@ -137,6 +137,8 @@ class RawEngine:
     def _reply(self, future: GCFuture) -> WorkerReply:
         """The worker's reply to the task, decoded as colmena-fx decodes it."""
         message = messagepack.unpack(future.result(timeout=TASK_TIMEOUT_S))
+        if not isinstance(message, messagepack.message_types.Result):
+            raise RuntimeError(f"expected a Result message, got {message!r}")
         if message.is_error:
             raise RuntimeError(f"task {message.task_id} failed: {message.data}")
         reply: WorkerReply = self._serde.deserialize(message.data)

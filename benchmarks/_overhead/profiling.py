@@ -1,12 +1,13 @@
 """`--profile`: where path B's client threads spend their CPU, function by function.
 
-A third phase after the two measured ones: a fresh federation whose client
-threads (receiver, journal, ...) run under `cProfile` for their whole life, one
-warm-up, then one burst whose thinker agents are profiled too. Profiles are timed
-in thread CPU time, so blocking waits (the receiver's poll, queue gets) and waiting
-for the GIL do not count. Profiling slows everything down, so it never runs
-during the measured phases; instead each function's share of a thread's profile
-is scaled to the thread's CPU per task measured without the profiler.
+A phase after the measured rounds, both paths stopped: a fresh federation whose
+client threads (receiver, journal, ...) run under `cProfile` for their whole
+life, one warm-up, then one burst whose thinker agents are profiled too. Profiles
+are timed in thread CPU time, so blocking waits (the receiver's poll, queue gets)
+and waiting for the GIL do not count. Profiling slows everything down, so it
+never runs during the measured rounds; instead each function's share of a
+thread's profile is scaled to the thread's CPU per task measured without the
+profiler.
 """
 
 from __future__ import annotations

@@ -119,19 +119,22 @@ class RoundTripThinker(_BenchThinker):
         slots.reallocate(None, TOPIC, 1)
         super().__init__(federation, method, n, timeout_s, slots)
         self.trips: list[Trip] = []
-        self._start_ns = 0
-        self._started = 0.0
+        # Not `_started`: a thinker is a `threading.Thread`, whose `_started`
+        # event a float would replace (and `threading._after_fork` then fails
+        # in every child forked while this thinker is still referenced).
+        self._sent_ns = 0
+        self._sent_at = 0.0
 
     @task_submitter(task_type=TOPIC, n_slots=1)
     def submit_one(self) -> None:
-        self._start_ns = time.time_ns()
-        self._started = time.perf_counter()
+        self._sent_ns = time.time_ns()
+        self._sent_at = time.perf_counter()
         self.federation.submit(self.method, topic=TOPIC)
 
     @result_processor(topic=TOPIC)
     def collect(self, result: Result) -> None:
-        seconds = time.perf_counter() - self._started
-        self.trips.append(Trip(seconds, self._start_ns, time.time_ns(), result))
+        seconds = time.perf_counter() - self._sent_at
+        self.trips.append(Trip(seconds, self._sent_ns, time.time_ns(), result))
         # After the last result `done` is set and the slot kept, so the submitter
         # stops instead of sending one task too many.
         if not self._received(result):

@@ -27,8 +27,8 @@ def hooked_threads(hook: Hook) -> Iterator[None]:
     """
     original = threading.Thread.run
 
-    def run(thread: threading.Thread) -> None:
-        hook(thread, functools.partial(original, thread))
+    def run(self: threading.Thread) -> None:
+        hook(self, functools.partial(original, self))
 
     threading.Thread.run = run  # type: ignore[method-assign]
     try:
