@@ -12,20 +12,29 @@ import threading
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
+from typing import overload
 
 from colmena_fx.exceptions import UsageError
+from colmena_fx.models import Result
 from colmena_fx.thinker.protocols import AgentHost
 
 #: Longest time an agent loop takes to notice that the campaign is done.
 REACTION_S = 0.25
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+Host = TypeVar("Host", bound=AgentHost)
+#: A thinker method that an agent loop calls; what it returns is ignored.
+Step = Callable[[Host], object]
+#: A result processor's method.
+Processor = Callable[[Host, Result], object]
+#: The loop a decorator makes of a method: the thinker runs it in a thread.
+Loop = Callable[[Host], None]
 
 _AGENT = "_colmena_agent"
 _STARTUP = "_colmena_startup"
 
 
-def _mark(function: Callable[..., Any], startup: bool) -> Callable[..., Any]:
+def _mark(function: Method, startup: bool) -> Method:
     setattr(function, _AGENT, True)
     setattr(function, _STARTUP, startup)
     return function
@@ -39,7 +48,13 @@ def is_startup(function: object) -> bool:
     return bool(getattr(function, _STARTUP, False))
 
 
-def agent(function: Method | None = None, *, startup: bool = False) -> Any:
+@overload
+def agent(function: Method) -> Method: ...
+@overload
+def agent(*, startup: bool = False) -> Callable[[Method], Method]: ...
+def agent(
+    function: Method | None = None, *, startup: bool = False
+) -> Method | Callable[[Method], Method]:
     """Run a method in its own thread when the thinker starts.
 
     The campaign ends (`done` is set) when any non-startup agent returns; a startup
@@ -47,19 +62,25 @@ def agent(function: Method | None = None, *, startup: bool = False) -> Any:
     """
 
     def decorate(method: Method) -> Method:
-        return _mark(method, startup)  # type: ignore[return-value]
+        return _mark(method, startup)
 
     return decorate if function is None else decorate(function)
 
 
+@overload
+def result_processor(function: Processor[Host]) -> Loop[Host]: ...
+@overload
 def result_processor(
-    function: Callable[..., Any] | None = None, *, topic: str = "default"
-) -> Any:
+    *, topic: str = "default"
+) -> Callable[[Processor[Host]], Loop[Host]]: ...
+def result_processor(
+    function: Processor[Host] | None = None, *, topic: str = "default"
+) -> Loop[Host] | Callable[[Processor[Host]], Loop[Host]]:
     """Call the method with every result of `topic` until the campaign is done."""
 
-    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(method: Processor[Host]) -> Loop[Host]:
         @functools.wraps(method)
-        def loop(thinker: AgentHost) -> None:
+        def loop(thinker: Host) -> None:
             while not thinker.done.is_set():
                 result = thinker.federation.get_result(topic, timeout=REACTION_S)
                 if result is not None:
@@ -71,21 +92,27 @@ def result_processor(
     return decorate if function is None else decorate(function)
 
 
+@overload
+def task_submitter(function: Step[Host]) -> Loop[Host]: ...
+@overload
 def task_submitter(
-    function: Callable[..., Any] | None = None,
+    *, task_type: str | None = None, n_slots: int = 1
+) -> Callable[[Step[Host]], Loop[Host]]: ...
+def task_submitter(
+    function: Step[Host] | None = None,
     *,
     task_type: str | None = None,
     n_slots: int = 1,
-) -> Any:
+) -> Loop[Host] | Callable[[Step[Host]], Loop[Host]]:
     """Call the method each time `n_slots` of `task_type` are free (it submits a task).
 
     The slots are acquired before the call; whoever processes the task's result
     releases them with `self.rec.release(task_type, n_slots)`.
     """
 
-    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(method: Step[Host]) -> Loop[Host]:
         @functools.wraps(method)
-        def loop(thinker: AgentHost) -> None:
+        def loop(thinker: Host) -> None:
             rec = thinker.rec
             if rec is None:
                 raise UsageError(
@@ -101,8 +128,9 @@ def task_submitter(
     return decorate if function is None else decorate(function)
 
 
+@overload
 def event_responder(
-    function: Callable[..., Any] | None = None,
+    function: Step[Host],
     *,
     event_name: str,
     reallocate_resources: bool = False,
@@ -110,7 +138,27 @@ def event_responder(
     gather_to: str | None = None,
     disperse_to: str | None = None,
     max_slots: int | None = None,
-) -> Any:
+) -> Loop[Host]: ...
+@overload
+def event_responder(
+    *,
+    event_name: str,
+    reallocate_resources: bool = False,
+    gather_from: str | None = None,
+    gather_to: str | None = None,
+    disperse_to: str | None = None,
+    max_slots: int | None = None,
+) -> Callable[[Step[Host]], Loop[Host]]: ...
+def event_responder(
+    function: Step[Host] | None = None,
+    *,
+    event_name: str,
+    reallocate_resources: bool = False,
+    gather_from: str | None = None,
+    gather_to: str | None = None,
+    disperse_to: str | None = None,
+    max_slots: int | None = None,
+) -> Loop[Host] | Callable[[Step[Host]], Loop[Host]]:
     """Call the method each time the thinker's `threading.Event` `event_name` is set.
 
     The event is cleared before the call, so the method may set it again. With
@@ -119,9 +167,9 @@ def event_responder(
     to `disperse_to` once it returns.
     """
 
-    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(method: Step[Host]) -> Loop[Host]:
         @functools.wraps(method)
-        def loop(thinker: AgentHost) -> None:
+        def loop(thinker: Host) -> None:
             event = getattr(thinker, event_name, None)
             if not isinstance(event, threading.Event):
                 raise UsageError(

@@ -52,7 +52,8 @@ class GaussianProcess:
 def _rbf(a: np.ndarray, b: np.ndarray, length_scale: float) -> np.ndarray:
     """The unit-variance RBF kernel matrix between the rows of `a` and `b`."""
     sq = np.sum(a**2, axis=1)[:, None] + np.sum(b**2, axis=1)[None, :] - 2.0 * a @ b.T
-    return np.exp(-0.5 * np.clip(sq, 0.0, None) / length_scale**2)
+    kernel: np.ndarray = np.exp(-0.5 * np.clip(sq, 0.0, None) / length_scale**2)
+    return kernel
 
 
 def _profile_fit(

@@ -37,12 +37,14 @@ class RandomFeatureModel:
 
     def features(self, x: np.ndarray) -> np.ndarray:
         hidden = np.tanh(x @ self.w1 + self.b1)
-        return np.tanh(hidden @ self.w2 / np.sqrt(len(self.b2)) + self.b2)
+        out: np.ndarray = np.tanh(hidden @ self.w2 / np.sqrt(len(self.b2)) + self.b2)
+        return out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return (
+        scores: np.ndarray = (
             self.mean + self.features(np.asarray(x, dtype=float) / BOUND) @ self.readout
         )
+        return scores
 
     @property
     def nbytes(self) -> int:

@@ -93,8 +93,11 @@ def data_table(latency: LatencyRecorder) -> Table:
         collapse_padding=True,
     )
     for column in ("method", "tasks", "round_trip", *DATA_HOPS):
-        justify = "left" if column == "method" else "right"
-        table.add_column(column, justify=justify, min_width=len(column))
+        table.add_column(
+            column,
+            justify="left" if column == "method" else "right",
+            min_width=len(column),
+        )
     rows: dict[str, dict[str, Any]] = {}
     for row in latency.summary(by=("method",)):
         rows.setdefault(row.method, {})[row.hop] = row
