@@ -45,6 +45,9 @@ class DelayProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._connections: list[threading.Thread] = []
+        #: Bytes read so far from either side, so a test can tell that the proxy
+        #: holds what was sent (waiting to deliver it) rather than sleep on it.
+        self.bytes_read = 0
         self._acceptor = threading.Thread(
             target=self._accept_loop, name="delay-proxy-accept", daemon=True
         )
@@ -132,6 +135,8 @@ class DelayProxy:
             except OSError:
                 data = b""
             chunks.put((time.monotonic() + self.delay_s, data))  # b"": the end
+            with self._lock:
+                self.bytes_read += len(data)
             if not data:
                 break
         writer.join()

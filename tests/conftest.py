@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from colmena_fx.federation import Federation
+from testing import leaks
 from testing.sites import PROCESS_POOL
 from testing.sites import FederationFactory
 from testing.sites import write_federation
@@ -17,6 +18,23 @@ from testing.sites import write_site
 #: The local Globus Compute service (RabbitMQ, stand-in web service, endpoints),
 #: links with a known clock offset or delay, and a Redis server for data stores.
 pytest_plugins = ["testing.gcservice.fixtures", "testing.links", "testing.redis"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    """Fail a test that leaves threads, child processes or library state behind.
+
+    Autouse, so it is set up before and torn down after the test's other
+    function-scoped fixtures: what they stop is not a leak. A leak is reported as
+    an error of the test's teardown, beside (never instead of) its own failure.
+    """
+    before = leaks.snapshot()
+    yield
+    problems = leaks.check(before)
+    if problems:
+        pytest.fail(
+            "the test left this behind:\n  " + "\n  ".join(problems), pytrace=False
+        )
 
 
 @pytest.fixture

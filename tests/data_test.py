@@ -25,6 +25,7 @@ from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from testing.redis import RedisServer
 from testing.sites import FederationFactory
+from testing.wait import wait_until
 
 TASKS = ["echo", "checksum", "make_array", "proxy_state"]
 MB = 1_000_000
@@ -74,15 +75,18 @@ def _result(federation: Federation, timeout: float = 120) -> Result:
     return result
 
 
-def _wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
-    """Proxies dropped by the thinker are released by a background thread."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
+def _wait_emptied(store: StoreUnderTest, timeout_s: float = 10) -> None:
+    """Proxies dropped by the thinker are released by a background thread, once
+    the garbage collector has run their finalizers: collect while waiting."""
+
+    def emptied() -> bool:
         gc.collect()
-        time.sleep(0.02)
-    return True
+        return store.count() == 0
+
+    try:
+        wait_until(emptied, timeout_s, "the store emptying")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: it kept {store.count()} values") from None
 
 
 @pytest.mark.parametrize(
@@ -104,7 +108,7 @@ def test_arrays_round_trip_by_reference(
         assert stamp.value in names, f"{stamp} missing from {names}"
     assert store.count() > 0, "the result should be held while the thinker has it"
     del result
-    assert _wait_until(lambda: store.count() == 0), "the store kept values"
+    _wait_emptied(store)
 
 
 def test_a_result_forwarded_by_the_thinker_and_echoed_back(
@@ -120,7 +124,7 @@ def test_a_result_forwarded_by_the_thinker_and_echoed_back(
     echoed = _result(federation).value
     assert echoed.shape == (2 * MB,) and echoed[-1] == 2 * MB - 1
     del echoed
-    assert _wait_until(lambda: store.count() == 0)
+    _wait_emptied(store)
 
 
 def test_small_values_travel_with_the_task(
@@ -138,7 +142,10 @@ def test_users_own_proxies_go_through_untouched(
     make_federation: FederationFactory, tmp_path: Path
 ) -> None:
     federation = make_federation(_methods())
-    with Store("users-own", FileConnector(str(tmp_path / "own"))) as own:
+    # Registered, so the echoed proxy resolves through this instance and closing
+    # it unregisters it; unregistered, ProxyStore would register a copy of its own
+    # on that resolve and leave it behind for the rest of the process.
+    with Store("users-own", FileConnector(str(tmp_path / "own")), register=True) as own:
         proxy = own.proxy(np.ones(10), populate_target=False)
         federation.submit("proxy_state", proxy)
         assert _result(federation).value == ("Proxy", False)
@@ -165,7 +172,7 @@ def test_hundreds_of_large_tasks_leave_the_store_empty(
         assert result.value[0] == result.value[-1]
     del result
     assert peak > 0
-    assert _wait_until(lambda: store.count() == 0), f"{store.count()} left over"
+    _wait_emptied(store)
     assert set(federation.data.held().values()) == {0}
 
 
@@ -183,7 +190,7 @@ def test_a_shared_value_lives_while_the_thinker_keeps_it(
     federation.submit("checksum", weights)
     assert _result(federation).value == float(MB)
     del weights
-    assert _wait_until(lambda: store.count() == 0)
+    _wait_emptied(store)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 
 from testing.delayproxy import DelayProxy
 from testing.links import free_port
+from testing.wait import wait_until
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -94,8 +95,9 @@ def test_a_target_nobody_listens_on_closes_the_connection() -> None:
 def test_stop_closes_open_connections_and_leaves_no_threads(echo_server: int) -> None:
     proxy = DelayProxy("127.0.0.1", echo_server, 10.0).start()
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
-        sock.sendall(b"queued for ten seconds")
-        time.sleep(0.1)  # let the proxy read it
+        message = b"queued for ten seconds"
+        sock.sendall(message)
+        wait_until(lambda: proxy.bytes_read >= len(message), 10, "the proxy reading it")
         proxy.stop()
         assert sock.recv(100) == b""  # closed, not delivered late
     assert _proxy_threads() == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from testing.sites import PROCESS_POOL
 from testing.sites import THREAD_POOL
 from testing.sites import FederationFactory
 from testing.sites import write_site
+from testing.wait import wait_until
 
 
 @pytest.fixture
@@ -83,13 +83,12 @@ def test_peer_without_the_run_key_is_dropped_and_logged(endpoint) -> None:
         assert not intruder.poll(2_000), "an unauthenticated peer got an answer"
     finally:
         ctx.destroy(linger=0)
-    deadline = time.monotonic() + 5
-    log = ""
-    while time.monotonic() < deadline:
-        log = process.log_path.read_text()
-        if "rejected a peer" in log:
-            break
-        time.sleep(0.1)
+    wait_until(
+        lambda: "rejected a peer" in process.log_path.read_text(),
+        10,
+        "the endpoint logging the rejected peer",
+    )
+    log = process.log_path.read_text()
     assert f"rejected a peer with an unknown CURVE key {public}" in log
     assert "intruder" not in log  # its HELLO was never read
     assert "dropped" not in log

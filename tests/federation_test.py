@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -200,7 +199,9 @@ def test_retries_after_a_lost_endpoint_are_counted(
         }
     )
     federation.submit("sleep_then", 60)
-    threading.Timer(0.5, federation.transports["cpu"].process.kill).start()  # type: ignore[attr-defined]
+    transport = federation.transports["cpu"]
+    assert transport.status().in_flight == 1
+    transport.process.kill()  # type: ignore[attr-defined]
     result = federation.get_result(timeout=30)
     assert result is not None and result.success is False
     # The site stays lost, so each retry fails at once; none is lost.

@@ -3,7 +3,8 @@ the stand-in web service and real endpoint processes running real engines."""
 
 from __future__ import annotations
 
-import time
+import pickle
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 from globus_compute_sdk import Executor
+from globus_compute_sdk.sdk.executor import _RESULT_WATCHERS
 
 from colmena_fx.exceptions import AuthenticationError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.exceptions import ServiceUnreachableError
+from colmena_fx.exceptions import UnknownEndpointError
 from colmena_fx.federation import Federation
 from colmena_fx.journal import read_journal
 from colmena_fx.models import FailureKind
@@ -24,14 +28,17 @@ from colmena_fx.models import Stamp
 from colmena_fx.transports.globus_service import ACCESS_TOKEN_ENV
 from colmena_fx.transports.globus_service import make_client
 from testing import tasks
+from testing.delayproxy import DelayProxy
 from testing.gcservice.endpoint import EndpointProcess
 from testing.gcservice.fixtures import EndpointFactory
 from testing.gcservice.fixtures import write_globus_site
 from testing.gcservice.service import SUBMIT_LIMIT_BYTES
 from testing.gcservice.service import ComputeServiceStandIn
+from testing.links import free_port
 from testing.sites import HTEX
 from testing.sites import PROCESS_POOL
 from testing.sites import write_federation
+from testing.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("globus_credentials")
 
@@ -142,6 +149,10 @@ def plain_sdk_executor(
         yield executor
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+        # The SDK leaves the group's result watcher running (idle) after shutdown.
+        watcher = _RESULT_WATCHERS.get(executor.task_group_id)
+        if watcher is not None:
+            watcher.shutdown(wait=True, cancel_futures=True)
         Executor._default_task_group_id = None  # the SDK's process-wide memory
 
 
@@ -322,10 +333,11 @@ def test_killed_endpoint_fails_tasks_in_flight_as_lost(
     )
     federation.submit("sleep_then", 60, "never")
     federation.submit("sleep_then", 60, "never")
-    deadline = time.monotonic() + 30
-    while not all(r.remote_id for r in federation.in_flight()):
-        assert time.monotonic() < deadline, "the service never accepted the tasks"
-        time.sleep(0.05)
+    wait_until(
+        lambda: all(r.remote_id for r in federation.in_flight()),
+        30,
+        "the service accepting the tasks",
+    )
     endpoint.kill()
     results = [_result(federation, timeout=30) for _ in range(2)]
     for result in results:
@@ -369,3 +381,67 @@ def test_worker_death_on_a_parsl_endpoint_is_reported_lost(
     result = _result(federation, timeout=90)
     assert result.failure is not None
     assert result.failure.kind is FailureKind.WORKER_LOST
+
+
+def test_an_unreachable_service_is_named_with_its_address_not_as_a_login_problem(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServiceUnreachableError) as caught:
+        _one_site(tmp_path, compute_service, endpoint, federations,
+                  service_url=nowhere)  # fmt: skip
+    assert caught.value.url == nowhere
+    assert nowhere in str(caught.value) and "site 'gc'" in str(caught.value)
+    assert "login" not in str(caught.value)
+
+
+def test_service_errors_keep_status_code_and_request_id(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    endpoint.endpoint_id = str(uuid.uuid4())
+    with pytest.raises(UnknownEndpointError) as caught:
+        _one_site(tmp_path, compute_service, endpoint, federations)
+    error = caught.value
+    assert isinstance(error, EndpointError)  # what a caller may already catch
+    assert error.http_status == 404
+    assert error.code == "ENDPOINT_NOT_FOUND"
+    assert error.url == compute_service.url
+    assert pickle.loads(pickle.dumps(error)).http_status == 404
+
+
+def test_the_endpoint_watch_outlives_a_service_that_stops_answering(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    """Status polls go through a forwarder that is then closed: the watch reports
+    the address and keeps going, and the result still arrives over AMQP."""
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    host, port = compute_service.url.removeprefix("http://").split(":")
+    forwarder = DelayProxy(host, int(port), delay_s=0).start()
+    via = f"http://127.0.0.1:{forwarder.port}"
+    try:
+        federation = _one_site(tmp_path, compute_service, endpoint, federations,
+                               service_url=via)  # fmt: skip
+        federation.submit("sleep_then", 3, "done")
+        wait_until(lambda: all(r.remote_id for r in federation.in_flight()),
+                   timeout=30, what="the service accepting the task")  # fmt: skip
+    finally:
+        forwarder.stop()
+    [status] = federation.status()
+    wait_until(lambda: via in federation.status()[0].detail, timeout=10,
+               what="the watch reporting the unreachable service")  # fmt: skip
+    result = _result(federation)
+    assert result.value == "done"
+    watch = [t for t in threading.enumerate() if t.name == "cfx-globus-gc"]
+    assert watch and watch[0].is_alive()
+    assert status.state.value == "running"

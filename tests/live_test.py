@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import pytest
 from rich.console import Console
@@ -17,6 +16,7 @@ from colmena_fx.live import site_table
 from testing.sites import PROCESS_POOL
 from testing.sites import THREAD_POOL
 from testing.sites import FederationFactory
+from testing.wait import wait_until
 
 COLUMNS = ["transport", "in flight", "done", "failed", "p50", "p95"]
 
@@ -108,10 +108,7 @@ def test_view_redraws_the_table_on_a_terminal_while_tasks_run(
     ) as view:
         assert view.active
         cpu_federation.submit("sleep_then", 1.0)
-        deadline = time.monotonic() + 1.5
-        while "cpu" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "cpu" in out.getvalue()
+        wait_until(lambda: "cpu" in out.getvalue(), 10, "the view drawing the site")
         assert "the bar" in out.getvalue()
         _results(cpu_federation, 1)
         # Redrawn on its own while the task ran, not only when the view started.

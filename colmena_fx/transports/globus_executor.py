@@ -23,6 +23,7 @@ from typing import Any
 
 from globus_compute_sdk import Executor
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
+from globus_compute_sdk.sdk.executor import _REGISTERED_EXECUTORS
 from globus_compute_sdk.sdk.executor import _RESULT_WATCHERS
 from globus_compute_sdk.sdk.executor import _ResultWatcher
 from globus_compute_sdk.sdk.utils.uuid_like import as_optional_uuid
@@ -138,6 +139,9 @@ class TrackedExecutor(Executor):
         """Shut down, result watcher included: the SDK leaves it running for as
         long as any of its futures is open, and a lost task's never closes."""
         self.shutdown(wait=False, cancel_futures=True)  # type: ignore[no-untyped-call]
+        # After a failed submission the SDK marks the executor stopped, and its
+        # `shutdown` then returns at once, still listing it among the live ones.
+        _REGISTERED_EXECUTORS.pop(id(self), None)
         watcher = self._watcher
         if watcher is not None:
             if watcher.is_alive():

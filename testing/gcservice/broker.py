@@ -49,6 +49,11 @@ class RabbitMQBroker:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process (the root of everything it starts), once started."""
+        return self._process.pid if self._process is not None else None
+
     def _environment(self) -> dict[str, str]:
         base = self.directory
         (base / "rabbitmq.conf").write_text(

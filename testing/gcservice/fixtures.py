@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from colmena_fx.transports.globus_service import ACCESS_TOKEN_ENV
+from testing import leaks
 from testing.gcservice.broker import RabbitMQBroker
 from testing.gcservice.endpoint import EndpointProcess
 from testing.gcservice.service import ComputeServiceStandIn
@@ -28,6 +29,8 @@ def compute_service(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ComputeServiceStandIn]:
     broker = RabbitMQBroker(tmp_path_factory.mktemp("rabbitmq")).start()
+    if broker.pid is not None:  # it runs, and spawns helpers, across tests
+        leaks.keep_for_session(broker.pid)
     service = ComputeServiceStandIn(broker.url)
     try:
         yield service.start()

@@ -98,7 +98,12 @@ class ComputeServiceStandIn:
         return f"http://{host}:{port}"
 
     def start(self) -> ComputeServiceStandIn:
-        connection = pika.BlockingConnection(pika.URLParameters(self.broker_url))
+        # A blocking connection answers heartbeats only while it is used, and this
+        # one idles between tests: with heartbeats on, the broker drops it after
+        # two minutes unused and the next endpoint registration fails.
+        parameters = pika.URLParameters(self.broker_url)
+        parameters.heartbeat = 0
+        connection = pika.BlockingConnection(parameters)
         channel = connection.channel()
         for exchange in (TASKS_EXCHANGE, RESULTS_EXCHANGE, HEARTBEATS_EXCHANGE):
             channel.exchange_declare(exchange, exchange_type="direct")

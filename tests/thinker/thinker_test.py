@@ -23,6 +23,7 @@ from colmena_fx.thinker import agent
 from colmena_fx.thinker import event_responder
 from colmena_fx.thinker import result_processor
 from colmena_fx.thinker import task_submitter
+from testing.wait import wait_until
 
 
 class InMemoryFederation:
@@ -89,7 +90,7 @@ class Campaign(BaseThinker):
     def submit_simulation(self) -> None:
         if self.submitted >= self.budget:
             self.rec.release("sim", 1)
-            time.sleep(0.05)
+            self.done.wait(0.05)  # idle until the last results are in
             return
         self.submitted += 1
         self.federation.submit("square", self.submitted, topic="sim")
@@ -112,7 +113,13 @@ class Campaign(BaseThinker):
         result = self.federation.get_result("ml", timeout=5)
         assert result is not None
         self.trainings.append(result.value)
-        time.sleep(0.1)  # let the gatherer take a slot
+        # The gatherer moves a sim slot here while training runs (unless the
+        # campaign ends first, as it may during the last training).
+        wait_until(
+            lambda: self.rec.allocated_slots("ml") >= 2 or self.done.is_set(),
+            timeout=5,
+            what="the gatherer taking a sim slot for training",
+        )
         self.ml_slots_seen.append(self.rec.allocated_slots("ml"))
 
 
@@ -156,7 +163,7 @@ class Crashing(BaseThinker):
         if self.where == "submitter":
             raise RuntimeError("submitter broke")
         self.rec.release("sim", 1)
-        time.sleep(0.05)
+        self.done.wait(0.05)  # idle until another agent crashes
 
 
 @pytest.mark.parametrize(
