@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from colmena_fx.endpoint import wire
 from colmena_fx.federation import Federation
 from testing.sites import THREAD_POOL
 from testing.sites import write_site
+from testing.wait import wait_until
 
 COLMENA_FX = [sys.executable, "-m", "colmena_fx.cli"]
 REPO = Path(__file__).resolve().parents[1]
@@ -32,10 +32,12 @@ def test_endpoint_start_runs_until_interrupted(tmp_path: Path) -> None:
     )
     try:
         connection = run_dir / "connection.json"
-        deadline = time.monotonic() + 60
-        while not connection.exists() and time.monotonic() < deadline:
+
+        def ready() -> bool:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.1)
+            return connection.exists()
+
+        wait_until(ready, 60, "the endpoint writing its connection file")
         info = wire.ConnectionInfo.read(connection)
         assert info.site == "solo"
         assert info.pid == proc.pid
