@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from colmena_fx.data.stores import DataFactory
 THREAD_PREFIX = "cfx-"
 #: How long threads and processes that are already stopping get to finish.
 GRACE_S = 5.0
+
+#: Signals whose handlers a test must leave as it found them: a handler left behind
+#: swallows Ctrl-C (or a stop) in every later test and in the process's own use.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 #: Pids of processes kept for the whole session, with their descendants.
 _session_roots: set[int] = set()
@@ -54,6 +59,7 @@ class Snapshot:
 
     threads: frozenset[threading.Thread]
     children: frozenset[_ProcessKey]
+    handlers: tuple[object, ...] = ()
 
 
 def _key(process: psutil.Process) -> _ProcessKey:
@@ -86,7 +92,8 @@ def snapshot() -> Snapshot:
     for child in _descendants():
         with contextlib.suppress(psutil.Error):
             keys.add(_key(child))
-    return Snapshot(frozenset(threading.enumerate()), frozenset(keys))
+    handlers = tuple(signal.getsignal(signum) for signum in SIGNALS)
+    return Snapshot(frozenset(threading.enumerate()), frozenset(keys), handlers)
 
 
 def _deadline(grace_s: float) -> float:
@@ -244,6 +251,19 @@ def leaked_data_listeners(clean_up: bool = True) -> list[str]:
     ]
 
 
+def changed_signal_handlers(before: Snapshot, clean_up: bool = True) -> list[str]:
+    """Signal handlers the test installed and left (restored if asked)."""
+    problems = []
+    for signum, handler in zip(SIGNALS, before.handlers, strict=False):
+        now = signal.getsignal(signum)
+        if now is not handler:
+            name = signal.Signals(signum).name
+            problems.append(f"the {name} handler is now {now!r}, was {handler!r}")
+            if clean_up:
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+    return problems
+
+
 def check(before: Snapshot, grace_s: float = GRACE_S) -> list[str]:
     """Everything the test left behind, one line each; undone where possible."""
     return [
@@ -252,4 +272,5 @@ def check(before: Snapshot, grace_s: float = GRACE_S) -> list[str]:
         *leaked_stores(),
         *leaked_sdk_state(),
         *leaked_data_listeners(),
+        *changed_signal_handlers(before),
     ]

@@ -7,6 +7,7 @@ let the checker undo them, so the suite's own check after each test stays clean.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -87,6 +88,15 @@ def test_a_data_listener_is_named_and_removed() -> None:
     problems = leaks.leaked_data_listeners()
     assert len(problems) == 1 and "listener" in problems[0]
     assert DataFactory.listeners == []
+
+
+def test_a_signal_handler_left_behind_is_named_and_restored() -> None:
+    before = leaks.snapshot()
+    signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    [problem] = leaks.changed_signal_handlers(before)
+    assert "SIGINT handler" in problem
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert leaks.changed_signal_handlers(before) == []
 
 
 def test_a_child_left_running_is_named_and_killed() -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
+from types import TracebackType
 
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.thinker.agents import REACTION_S
@@ -31,6 +34,44 @@ class AgentError(ColmenaFXError, RuntimeError):
         super().__init__(f"agent {agent!r} failed: {type(error).__name__}: {error}")
         self.agent = agent
         self.error = error
+
+
+class _CtrlC:
+    """Notes Ctrl-C while a thinker runs in the main thread, raising nothing.
+
+    Python raises `KeyboardInterrupt` wherever the main thread is when it handles
+    the signal; if that is a finalizer (a weakref callback the garbage collector
+    runs, a `__del__`), the exception is printed and dropped, and the campaign runs
+    on. This handler only sets a flag (no lock: it may run while the main thread
+    holds one), which `run()` polls and turns into a `KeyboardInterrupt` itself.
+    A handler the program installed itself is left in place.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._installed = False
+
+    def __enter__(self) -> _CtrlC:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            signal.signal(signal.SIGINT, self._note)
+            self._installed = True
+        return self
+
+    def _note(self, _signum: int, _frame: FrameType | None) -> None:
+        self.received = True
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
 
 
 class BaseThinker(threading.Thread):
@@ -97,24 +138,31 @@ class BaseThinker(threading.Thread):
             )
             for agent in agents
         ]
-        for thread in threads:
-            thread.start()
         main = [
             t for t, (_, _, startup) in zip(threads, agents, strict=True) if not startup
         ]
+        ctrl_c = _CtrlC()
         try:
-            while not self.done.is_set() and any(t.is_alive() for t in main):
-                self.done.wait(REACTION_S)
+            with ctrl_c:
+                for thread in threads:
+                    thread.start()
+                while not (self.done.is_set() or ctrl_c.received) and any(
+                    t.is_alive() for t in main
+                ):
+                    self.done.wait(REACTION_S)
         finally:  # also on Ctrl-C: agents stop before the caller stops the sites
             self.done.set()
             deadline = time.monotonic() + JOIN_TIMEOUT_S
             for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.ident is not None:  # started
+                    thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
             self.logger.warning(
                 "agents still running after the campaign ended: %s", stuck
             )
+        if ctrl_c.received:
+            raise KeyboardInterrupt
         if self._failures:
             name, error = self._failures[0]
             self.exception = AgentError(name, error)

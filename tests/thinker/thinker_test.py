@@ -5,11 +5,14 @@ from __future__ import annotations
 import _thread
 import logging
 import queue
+import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from typing import ClassVar
 
 import pytest
 
@@ -23,17 +26,22 @@ from colmena_fx.thinker import agent
 from colmena_fx.thinker import event_responder
 from colmena_fx.thinker import result_processor
 from colmena_fx.thinker import task_submitter
+from colmena_fx.thinker.base import _CtrlC
 from testing.wait import wait_until
 
 
 class InMemoryFederation:
     """Runs plain functions in threads and queues their Results per topic."""
 
+    #: Every one made in a test, for `_close_federations` to shut down.
+    made: ClassVar[list[InMemoryFederation]] = []
+
     def __init__(self, **functions: Any) -> None:
         self.functions = functions
         self.topics: defaultdict[str, queue.Queue[Result]] = defaultdict(queue.Queue)
-        self.pool = ThreadPoolExecutor(4)
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="in-memory")
         self.submitted: list[str] = []
+        InMemoryFederation.made.append(self)
 
     def submit(
         self, method: str, *args: Any, topic: str = "default",
@@ -63,6 +71,15 @@ class InMemoryFederation:
 
     def processed(self, result: Result) -> None:
         result.stamp(Stamp.PROCESSED)
+
+
+@pytest.fixture(autouse=True)
+def _close_federations() -> Iterator[None]:
+    """Shut each test's thread pools down, rather than leave them to the garbage
+    collector, whose callbacks could then run in a later test's main thread."""
+    yield
+    while InMemoryFederation.made:
+        InMemoryFederation.made.pop().pool.shutdown(cancel_futures=True)
 
 
 def test_fake_is_a_task_client() -> None:
@@ -223,3 +240,33 @@ def test_ctrl_c_stops_every_agent_before_run_returns() -> None:
         thinker.run()
     assert thinker.done.is_set()
     assert not [t for t in threading.enumerate() if t.name.startswith("agent-")]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+class _InterruptsAsItIsCollected:
+    """Garbage whose finalizer is where the main thread meets Ctrl-C."""
+
+    def __del__(self) -> None:
+        _thread.interrupt_main()
+        sum(range(100_000))  # Python code: the interrupt is handled in here
+
+
+def test_ctrl_c_handled_inside_a_finalizer_is_not_lost() -> None:
+    """Python drops a KeyboardInterrupt raised in a finalizer (it was how one
+    full run lost its Ctrl-C); the thinker's handler raises nothing there."""
+    with _CtrlC() as ctrl_c:
+        _InterruptsAsItIsCollected()  # collected at once, in this thread
+        assert ctrl_c.received
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_programs_own_ctrl_c_handler_is_left_in_place() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: calls.append(signum))
+    try:
+        with _CtrlC() as ctrl_c:
+            _thread.interrupt_main()
+            sum(range(100_000))
+        assert calls == [signal.SIGINT] and not ctrl_c.received
+    finally:
+        signal.signal(signal.SIGINT, previous)
