@@ -18,6 +18,7 @@ from globus_compute_sdk.sdk.executor import _RESULT_WATCHERS
 from colmena_fx.exceptions import AuthenticationError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.exceptions import ServiceError
 from colmena_fx.exceptions import ServiceUnreachableError
 from colmena_fx.exceptions import UnknownEndpointError
 from colmena_fx.federation import Federation
@@ -397,6 +398,11 @@ def test_an_unreachable_service_is_named_with_its_address_not_as_a_login_problem
     assert caught.value.url == nowhere
     assert nowhere in str(caught.value) and "site 'gc'" in str(caught.value)
     assert "login" not in str(caught.value)
+    elsewhere = f"{compute_service.url}/not-the-service"  # answers, with 404s
+    with pytest.raises(ServiceError, match=r"globus\.service_url") as caught:
+        _one_site(tmp_path / "again", compute_service, endpoint, federations,
+                  service_url=elsewhere)  # fmt: skip
+    assert caught.value.http_status == 404 and caught.value.url == elsewhere
 
 
 def test_service_errors_keep_status_code_and_request_id(

@@ -61,7 +61,16 @@ def make_client(
         client._compute_web_client.v2.retry_config.max_retries = max_retries
     try:
         client.version_check()
-    except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+    except globus_sdk.GlobusAPIError as exc:
+        if exc.http_status == 404:  # something answers there, but not the service
+            url = service_address(client)
+            raise ServiceError(
+                f"{url} answers, but not as the Globus Compute service (404 for "
+                f"its version route): check the site file's globus.service_url",
+                http_status=404, code=exc.code, request_id=exc.request_id, url=url,
+            ) from exc  # fmt: skip
+        raise translate(exc, "checking the service version", client) from exc
+    except globus_sdk.NetworkError as exc:
         raise translate(exc, "checking the service version", client) from exc
     except globus_sdk.GlobusError as exc:
         raise AuthenticationError(
