@@ -225,6 +225,17 @@ def test_submitter_without_resource_counter_says_so() -> None:
         NoCounter(InMemoryFederation()).run()
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Ctrl-C handled as Python does by default. A suite started in the background
+    by a shell without job control inherits SIGINT ignored, and then no interrupt
+    (nor `_thread.interrupt_main`) reaches the main thread at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_stops_every_agent_before_run_returns() -> None:
     class Forever(BaseThinker):
         @agent
@@ -251,9 +262,10 @@ class _InterruptsAsItIsCollected:
         sum(range(100_000))  # Python code: the interrupt is handled in here
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_handled_inside_a_finalizer_is_not_lost() -> None:
-    """Python drops a KeyboardInterrupt raised in a finalizer (it was how one
-    full run lost its Ctrl-C); the thinker's handler raises nothing there."""
+    """Python drops a KeyboardInterrupt raised in a finalizer (a weakref callback
+    the collector runs, a `__del__`); the thinker's handler raises nothing there."""
     with _CtrlC() as ctrl_c:
         _InterruptsAsItIsCollected()  # collected at once, in this thread
         assert ctrl_c.received
