@@ -430,7 +430,9 @@ def test_the_endpoint_watch_outlives_a_service_that_stops_answering(
     federations: list[Federation],
 ) -> None:
     """Status polls go through a forwarder that is then closed: the watch reports
-    the address and keeps going, and the result still arrives over AMQP."""
+    the address and keeps going, and the result still arrives over AMQP (the SDK's
+    result watcher asks the service for its AMQP address once, when it starts:
+    the first round trip makes sure it has)."""
     endpoint = start_endpoint("pool", PROCESS_POOL)
     host, port = compute_service.url.removeprefix("http://").split(":")
     forwarder = DelayProxy(host, int(port), delay_s=0).start()
@@ -438,6 +440,8 @@ def test_the_endpoint_watch_outlives_a_service_that_stops_answering(
     try:
         federation = _one_site(tmp_path, compute_service, endpoint, federations,
                                service_url=via)  # fmt: skip
+        federation.submit("add", 1, 2)
+        assert _result(federation).value == 3  # the result watcher is connected
         federation.submit("sleep_then", 3, "done")
         wait_until(lambda: all(r.remote_id for r in federation.in_flight()),
                    timeout=30, what="the service accepting the task")  # fmt: skip
