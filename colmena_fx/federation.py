@@ -22,7 +22,7 @@ from typing import Any
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
-from colmena_fx.config import load_federation
+from colmena_fx.configfiles import load_federation
 from colmena_fx.data.manager import DataManager
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import FederationNotRunningError

@@ -19,8 +19,8 @@ import pytest
 
 from colmena_fx import cli
 from colmena_fx.cli import main
-from colmena_fx.config import load_federation
-from colmena_fx.config import load_site
+from colmena_fx.configfiles import load_federation
+from colmena_fx.configfiles import load_site
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import RunDirectoryError
 from colmena_fx.federation import Federation
@@ -318,7 +318,7 @@ def _commands(
 
 
 def test_every_command_has_a_description_and_every_argument_help() -> None:
-    commands = _commands(cli._parser(), "colmena-fx")
+    commands = _commands(cli.build_parser(), "colmena-fx")
     names = {name for name, _ in commands}
     assert {"colmena-fx endpoint start", "colmena-fx data check"} <= names
     assert len(commands) == 13
@@ -353,7 +353,7 @@ def _raising(exc: BaseException) -> Callable[[argparse.Namespace], int]:
 def test_an_interrupt_exits_130_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "_summary", _raising(KeyboardInterrupt()))
+    monkeypatch.setattr(cli.commands, "summary", _raising(KeyboardInterrupt()))
     assert main(["summary", "runs/x"]) == 130
     assert capsys.readouterr().err == "interrupted\n"
 
@@ -370,6 +370,6 @@ def test_an_interrupt_exits_130_without_a_traceback(
 def test_a_bug_keeps_its_traceback(
     monkeypatch: pytest.MonkeyPatch, bug: Exception
 ) -> None:
-    monkeypatch.setattr(cli, "_summary", _raising(bug))
+    monkeypatch.setattr(cli.commands, "summary", _raising(bug))
     with pytest.raises(type(bug)):
         main(["summary", "runs/x"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from colmena_fx.config import load_federation
-from colmena_fx.config import load_site
+from colmena_fx.configfiles import load_federation
+from colmena_fx.configfiles import load_site
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.federation import Federation
 from colmena_fx.models import ResourceRequirements
@@ -46,7 +46,7 @@ def test_loading_files_imports_no_data_store_or_engine_machinery(
     federation = write_federation(tmp_path, [site], methods, data={"stores": stores})
     script = (
         "import sys\n"
-        "from colmena_fx.config import load_federation, load_site\n"
+        "from colmena_fx.configfiles import load_federation, load_site\n"
         f"load_site({str(site)!r})\n"
         f"config, _ = load_federation({str(federation)!r})\n"
         "assert config.data.stores['shared'].type == 'redis'\n"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from proxystore.proxy import ProxyResolveError
 
-from colmena_fx.config import load_federation
+from colmena_fx.configfiles import load_federation
 from colmena_fx.data.schemas import GlobusStore
 from colmena_fx.data.stores import open_store
 from colmena_fx.exceptions import ConfigError

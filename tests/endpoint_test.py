@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from colmena_fx.config import load_site
+from colmena_fx.configfiles import load_site
 from colmena_fx.endpoint import wire
 from colmena_fx.endpoint.process import EndpointProcess
 from colmena_fx.endpoint.server import _OnlyClientKey

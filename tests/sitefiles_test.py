@@ -23,8 +23,8 @@ from globus_compute_endpoint.endpoint.config.utils import load_user_config_templ
 from globus_compute_endpoint.endpoint.config.utils import render_config_user_template
 from globus_compute_endpoint.endpoint.identity_mapper import MappedPosixIdentity
 
-from colmena_fx.config import load_federation
-from colmena_fx.config import load_site
+from colmena_fx.configfiles import load_federation
+from colmena_fx.configfiles import load_site
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.sitefiles import STAND_IN_ADDRESS
 from colmena_fx.sitefiles import deployment_commands

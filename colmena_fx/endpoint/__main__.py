@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from colmena_fx.config import load_site
+from colmena_fx.configfiles import load_site
 from colmena_fx.endpoint.server import EmbeddedEndpoint
 from colmena_fx.endpoint.wire import error_file
 from colmena_fx.exceptions import ConfigError

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
-from colmena_fx.config import load_federation
+from colmena_fx.configfiles import load_federation
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.federation import Federation

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from colmena_fx.config import load_federation
+from colmena_fx.configfiles import load_federation
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from parsl.providers.base import ExecutionProvider
 from pydantic import ValidationError
 
 from colmena_fx.config import SiteConfig
-from colmena_fx.config import load_site
-from colmena_fx.config import read_yaml
+from colmena_fx.configfiles import load_site
+from colmena_fx.configfiles import read_yaml
 from colmena_fx.exceptions import ConfigError
 
 #: What an address lookup (`address: {type: address_by_interface, ...}`) returns

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from colmena_fx.config import load_site
+from colmena_fx.configfiles import load_site
 from colmena_fx.journal import final_records
 from colmena_fx.journal import read_journal
 from examples.interleaved_optimizer.run import main
