@@ -24,8 +24,20 @@ from colmena_fx.data.schemas import CLIENT
 from colmena_fx.data.schemas import DataConfig
 from colmena_fx.data.schemas import MethodData
 from colmena_fx.exceptions import ConfigError
+from colmena_fx.limits import SUBMIT_LIMIT_BYTES
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.schema import StrictModel
+from colmena_fx.units import parse_size
+
+
+class RestartConfig(StrictModel):
+    """How a local site whose endpoint died is brought back."""
+
+    #: Restarts tried in a row before the site stays lost; 0 turns restarting off.
+    attempts: int = Field(default=5, ge=0)
+    #: Wait before the first restart; doubled after each failed one, up to the max.
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
 
 
 class LocalLinkConfig(StrictModel):
@@ -50,6 +62,8 @@ class LocalLinkConfig(StrictModel):
     #: workers (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, ...), over the ones it
     #: inherits; PATH and PYTHONPATH still get the client's entries in front.
     env: dict[str, str] = Field(default_factory=dict)
+    #: Restarting an endpoint that died (on by default).
+    restart: RestartConfig = Field(default_factory=RestartConfig)
 
     @field_validator("tcp_host")
     @classmethod
@@ -144,6 +158,18 @@ class GlobusLinkConfig(StrictModel):
     #: lost (and retried if their method allows): the service would hold them
     #: until the endpoint returns, however long that takes.
     lost_after_s: float = Field(default=300.0, gt=0)
+    #: A task accepted this long without a result is looked up at the service by
+    #: its id (as is every task in flight when the endpoint comes back online), so
+    #: a result the result queue never delivered still arrives.
+    reconcile_after_s: float = Field(default=120.0, gt=0)
+    #: The largest submission request the service accepts, in bytes (or a size
+    #: such as "10MB"); the public service's is 10 MB, an on-premises one may differ.
+    submit_limit: int = Field(default=SUBMIT_LIMIT_BYTES, gt=0)
+
+    @field_validator("submit_limit", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
 
 
 class SiteConfig(StrictModel):
@@ -192,25 +218,67 @@ class SiteConfig(StrictModel):
             raise ConfigError(f"{where}: key 'engine': {exc}") from exc
 
 
+#: How a method listed on several sites picks one for each task (README, "When a
+#: site fails"): the first usable site in order; each in turn; the fewest tasks in
+#: flight per worker; the lowest predicted completion time.
+RoutingPolicy = Literal["failover", "round_robin", "least_loaded", "fastest"]
+
+
 class MethodRoute(StrictModel):
     """Where a method runs and with what, optionally per topic."""
 
-    site: str
+    #: The one site of the method; `sites` lists several instead.
+    site: str | None = None
+    #: Sites the method may run on, in order of preference.
+    sites: list[str] = Field(default_factory=list)
+    #: How one of `sites` is picked; `failover` unless set.
+    policy: RoutingPolicy = "failover"
     #: `module:function` to import; optional when the function is passed in Python.
     function: str | None = None
-    #: Topic name -> site, overriding `site` for tasks of that topic.
-    topics: dict[str, str] = Field(default_factory=dict)
+    #: Topic name -> site or sites, overriding the method's for tasks of that topic.
+    topics: dict[str, str | list[str]] = Field(default_factory=dict)
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     #: Values for a Globus Compute endpoint's user config template (globus sites),
     #: over the site's own `globus.user_endpoint_config`.
     user_endpoint_config: dict[str, Any] = Field(default_factory=dict)
     #: Resubmissions after a lost worker or endpoint (never after a user error).
     max_retries: int = Field(default=0, ge=0)
+    #: Seconds a task may take from `submit` to its result; then it fails as a
+    #: `timeout` and its site is asked to cancel it. Unset: no limit.
+    timeout_s: float | None = Field(default=None, gt=0)
+    #: Seconds a task may wait for a usable site when none of its sites is; unset,
+    #: the federation's `deadline_s`.
+    deadline_s: float | None = Field(default=None, gt=0)
     #: Which data store carries this method's large values, and from what size.
     data: MethodData = Field(default_factory=MethodData)
 
-    def site_for(self, topic: str) -> str:
-        return self.topics.get(topic, self.site)
+    @model_validator(mode="after")
+    def _one_way_to_name_sites(self) -> MethodRoute:
+        if self.site is not None and self.sites:
+            raise ValueError("give 'site' (one) or 'sites' (a list), not both")
+        if self.site is None and not self.sites:
+            raise ValueError("give 'site' or 'sites': where the method runs")
+        for key, names in [("sites", self.sites_for("")), *self.topics.items()]:
+            names = [names] if isinstance(names, str) else names
+            if not names:
+                raise ValueError(f"'{key}' lists no site")
+            if len(set(names)) != len(names):
+                raise ValueError(f"'{key}' lists a site twice: {names}")
+        return self
+
+    def sites_for(self, topic: str) -> list[str]:
+        """The candidate sites of a task of `topic`, in order of preference."""
+        chosen = self.topics.get(topic)
+        if chosen is None:
+            return list(self.sites) if self.site is None else [self.site]
+        return [chosen] if isinstance(chosen, str) else list(chosen)
+
+    def all_sites(self) -> list[str]:
+        """Every site any task of the method may run on, without repeats."""
+        names = self.sites_for("")
+        for chosen in self.topics.values():
+            names += [chosen] if isinstance(chosen, str) else chosen
+        return list(dict.fromkeys(names))
 
     def import_function(self) -> Callable[..., Any]:
         if self.function is None:
@@ -252,6 +320,17 @@ def _raised_at(exc: BaseException) -> str:
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
+class RetryBackoff(StrictModel):
+    """Exponential backoff with jitter between attempts of one task."""
+
+    #: Wait before the first resubmission; doubled per attempt up to the max.
+    initial_s: float = Field(default=0.1, gt=0)
+    max_s: float = Field(default=30.0, gt=0)
+    #: Each wait is drawn from [1 - jitter, 1] of its nominal value, so the tasks
+    #: a site lost together do not all come back at the same instant.
+    jitter: float = Field(default=0.5, ge=0, le=1)
+
+
 class FederationConfig(StrictModel):
     """The sites of a campaign and the route of every method."""
 
@@ -267,6 +346,11 @@ class FederationConfig(StrictModel):
     clocks: Literal["estimate", "synchronized"] = "estimate"
     #: Data stores for values too large to travel with their task.
     data: DataConfig = Field(default_factory=DataConfig)
+    #: Seconds a task waits for a usable site before it fails (methods may set
+    #: their own `deadline_s`).
+    deadline_s: float = Field(default=600.0, gt=0)
+    #: Spacing of resubmissions after a lost worker or site.
+    retry: RetryBackoff = Field(default_factory=lambda: RetryBackoff())
     source: Path | None = Field(default=None, exclude=True)
 
     def store_for(self, method: str, site: str) -> str | None:

@@ -104,13 +104,15 @@ def load_federation(path: str | Path) -> tuple[FederationConfig, dict[str, SiteC
             )
         sites[site.name] = site
     for method, route in config.methods.items():
-        for key, site_name in [("site", route.site), *route.topics.items()]:
-            if site_name not in sites:
-                where = "site" if key == "site" else f"topics.{key}"
-                raise ConfigError(
-                    f"{path}: key 'methods.{method}.{where}': unknown site "
-                    f"{site_name!r}; the sites are {sorted(sites)}"
-                )
+        own = "site" if route.site is not None else "sites"
+        for key, chosen in [(own, route.sites_for("")), *route.topics.items()]:
+            where = key if key == own else f"topics.{key}"
+            for site_name in [chosen] if isinstance(chosen, str) else chosen:
+                if site_name not in sites:
+                    raise ConfigError(
+                        f"{path}: key 'methods.{method}.{where}': unknown site "
+                        f"{site_name!r}; the sites are {sorted(sites)}"
+                    )
     _check_data(config, sites, path)
     return config, sites
 
@@ -137,7 +139,7 @@ def _check_data(
         if chosen is None:
             continue
         declared = config.data.stores[chosen]
-        for site in {route.site, *route.topics.values()}:
+        for site in route.all_sites():
             for party in (CLIENT, site):
                 if not declared.reaches(party):
                     raise ConfigError(

@@ -1,10 +1,11 @@
 """The client's view of every site of a campaign, living in the thinker's process.
 
 `submit` serializes in the caller's thread (so a bad argument raises right there),
-routes the method to its site and hands the task to that site's transport. Results
-come back on the transport's thread and are queued per topic for the thinker. Every
-step is journaled. There is no separate task-server process: one hop fewer than
-Colmena, and one serialization fewer.
+picks one of the method's sites by its policy (`routing`) and hands the task on
+(`dispatch`, which also resends, waits and times tasks out). Results come back on
+the transport's thread and are queued per topic for the thinker. Every step is
+journaled. There is no separate task-server process: one hop fewer than Colmena,
+and one serialization fewer.
 """
 
 from __future__ import annotations
@@ -14,35 +15,43 @@ import queue
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
-from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import PydanticSerializationError
+from pydantic_core import to_json
 
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.configfiles import load_federation
 from colmena_fx.data.manager import DataManager
+from colmena_fx.dispatch import Dispatcher
+from colmena_fx.dispatch import Task
+from colmena_fx.dispatch import brief
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import FederationNotRunningError
 from colmena_fx.exceptions import UnknownMethodError
 from colmena_fx.exceptions import UnknownSiteError
+from colmena_fx.exceptions import UsageError
 from colmena_fx.journal import Journal
 from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.models import HOST
-from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
+from colmena_fx.routing import Router
+from colmena_fx.routing import ServiceEstimates
 from colmena_fx.rundir import new_run_dir
+from colmena_fx.taskcontext import TaskContext
 from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
+from colmena_fx.transports.health import USABLE
+from colmena_fx.transports.health import HealthChange
 
 log = logging.getLogger(__name__)
-
-_RETRYABLE = {FailureKind.WORKER_LOST, FailureKind.ENDPOINT_LOST}
 
 
 class Federation:
@@ -63,9 +72,10 @@ class Federation:
         self.transports: dict[str, Transport] = {}
         self._topics: dict[str, queue.Queue[Result]] = {}
         self._topics_lock = threading.Lock()
-        self._in_flight: dict[str, Result] = {}
-        self._in_flight_lock = threading.Lock()
         self._running = False
+        self._dispatch: Dispatcher | None = None
+        self._health_callbacks: list[Callable[[HealthChange], None]] = []
+        self.estimates = ServiceEstimates()
         self.journal: Journal | None = None
         #: Clock offsets and per-hop latency of the current (or last) run.
         self.latency = LatencyRecorder(synchronized=config.clocks == "synchronized")
@@ -128,22 +138,34 @@ class Federation:
         self.latency = LatencyRecorder(
             synchronized=self.config.clocks == "synchronized"
         )
+        self.estimates = ServiceEstimates()
         try:  # before the sites: a store that is down fails the start at once
             self.data.start(self.run_dir.name, on_stamp=self._on_late_stamp)
         except BaseException:
             self.journal.close()
             raise
         for name, site in self.sites.items():
-            self.transports[name] = make_transport(
+            transport = make_transport(
                 site,
                 self.run_dir / "sites" / name,
                 routes=self.config.methods,
                 on_accepted=self._on_accepted,
             )
+            transport.health.listener = self._on_health
+            self.transports[name] = transport
+        self._dispatch = Dispatcher(
+            self.config,
+            self.transports,
+            Router(self.estimates),
+            self.journal,
+            self._deliver,
+        )
+        self._dispatch.start()
         with ThreadPoolExecutor(len(self.transports) or 1) as pool:
             starts = {name: pool.submit(t.start) for name, t in self.transports.items()}
         failures = {name: f.exception() for name, f in starts.items() if f.exception()}
         if failures:
+            self._dispatch.close()
             self._stop_transports()
             self.data.stop()
             self.journal.close()
@@ -164,14 +186,23 @@ class Federation:
         }
 
     def stop(self) -> None:
-        """Stop every site; tasks still in flight are delivered as failures."""
+        """Stop every site; tasks not yet finished are delivered as failures.
+
+        Raises the journal's error, after stopping everything, if it could not
+        write the whole run.
+        """
         if not self._running:
             return
         self._running = False
+        assert self._dispatch is not None
+        self._dispatch.close()
         self._stop_transports()
+        self._dispatch.fail_waiting()
         self.data.stop()
         if self.journal is not None:
             self.journal.close()
+            if self.journal.error is not None:
+                raise self.journal.error
 
     def _stop_transports(self) -> None:
         with ThreadPoolExecutor(len(self.transports) or 1) as pool:
@@ -182,6 +213,35 @@ class Federation:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- health ----------------------------------------------------------------------
+
+    def on_health_change(self, callback: Callable[[HealthChange], None]) -> None:
+        """Call `callback(change)` whenever a site's health changes.
+
+        It runs on the thread that noticed (a transport's): keep it short, e.g.
+        put the change on a queue or set an event for the thinker.
+        """
+        self._health_callbacks.append(callback)
+
+    def health(self) -> dict[str, HealthChange]:
+        """Each site's health now, with its reason and since when."""
+        return {name: t.health.current for name, t in self.transports.items()}
+
+    def _on_health(self, change: HealthChange) -> None:
+        if self.journal is not None:
+            self.journal.record(
+                "health",
+                {"site": change.site, "health": change.health.value,
+                 "reason": change.reason, "since": change.since},
+            )  # fmt: skip
+        for callback in list(self._health_callbacks):
+            try:
+                callback(change)
+            except Exception:
+                log.exception("health callback %r failed", callback)
+        if change.health in USABLE and self._dispatch is not None:
+            self._dispatch.timers.call_soon(self._dispatch.wake)
 
     # -- tasks -----------------------------------------------------------------------
 
@@ -204,53 +264,72 @@ class Federation:
         topic: str = "default",
         resources: ResourceRequirements | dict[str, Any] | None = None,
         task_info: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
         **kwargs: Any,
     ) -> str:
-        """Send `method(*args, **kwargs)` to its site; returns the task id.
+        """Send `method(*args, **kwargs)` to one of its sites; returns the task id.
 
         Raises in the caller's thread for an unknown method, arguments that cannot be
-        serialized, or a federation that is not running. Anything later arrives as a
-        (possibly failed) `Result` on `topic`.
+        serialized, a `task_info` the journal cannot hold, a journal that stopped
+        writing, or a federation that is not running. Anything later arrives as a
+        (possibly failed) `Result` on `topic`. `timeout_s` (else the method's) is the
+        most seconds until the result: past it, the task fails as a `timeout`.
         """
-        if not self._running:
+        if not self._running or self._dispatch is None:
             raise FederationNotRunningError(
                 "start the federation before submitting tasks"
             )
+        assert self.journal is not None
+        if self.journal.error is not None:
+            raise self.journal.error
         route = self.route(method)
-        site = route.site_for(topic)
-        if site not in self.transports:
-            raise UnknownSiteError(f"method {method!r} routes to unknown site {site!r}")
+        _check_journalable(topic, task_info)
+        if timeout_s is not None and not timeout_s > 0:
+            raise UsageError(f"timeout_s must be a positive number, not {timeout_s!r}")
+        candidates = route.sites_for(topic)
+        for site in candidates:
+            if site not in self.transports:
+                raise UnknownSiteError(
+                    f"method {method!r} routes to unknown site {site!r}"
+                )
         if resources is None:
             resources = route.resources
         elif isinstance(resources, dict):
             resources = ResourceRequirements.model_validate(resources)
         result = Result(
-            method=method, topic=topic, site=site, resources=resources,
-            task_info=task_info or {},
+            method=method, topic=topic, resources=resources, task_info=task_info or {},
         )  # fmt: skip
         result.stamp(Stamp.CREATED)
-        result.inputs = self.data.pack(result, args, kwargs)
+        task = Task(
+            result,
+            self._functions[method],
+            candidates,
+            timeout_s=timeout_s if timeout_s is not None else route.timeout_s,
+        )
+        choice = self._dispatch.choose(task)
+        # The inputs are packed for one site's data store: only sites that read
+        # the same store can take the task later.
+        result.site = choice[0] if choice else candidates[0]
+        store = self.config.store_for(method, result.site)
+        task.candidates = [
+            s for s in candidates if self.config.store_for(method, s) == store
+        ]
+        context = TaskContext(result.task_id, method, task.timeout_s)
+        result.inputs = self.data.pack(result, args, kwargs, context)
         result.sizes.inputs = len(result.inputs)
         result.stamp(Stamp.SERIALIZED)
-        self._send(result)
-        return result.task_id
-
-    def _send(self, result: Result) -> None:
-        assert result.site is not None
-        with self._in_flight_lock:
-            self._in_flight[result.task_id] = result
-        assert self.journal is not None
-        self.journal.record("submitted", _brief(result))
+        self._dispatch.add(task)
+        if choice is None:
+            result.site = None
+            self._dispatch.wait_for_site(task)
+            return result.task_id
         try:
-            future = self.transports[result.site].submit(
-                result, self._functions[result.method]
-            )
+            self._dispatch.send(task, *choice)
         except BaseException:
-            with self._in_flight_lock:
-                self._in_flight.pop(result.task_id, None)
+            self._dispatch.discard(task)
             self.data.abandoned(result)
             raise
-        future.add_done_callback(self._on_done)
+        return result.task_id
 
     def _on_accepted(self, result: Result) -> None:
         """A site's service gave the task its own id: journal it at once."""
@@ -261,38 +340,14 @@ class Federation:
                  "remote_id": result.remote_id},
             )  # fmt: skip
 
-    def _on_done(self, future: Future[Result]) -> None:
-        """Runs on the transport's thread: retry, or deliver to the topic queue."""
-        result = future.result()
-        failure = result.failure
-        if self._should_retry(result) and failure is not None:
-            log.warning("retrying task %s after: %s", result.task_id, failure)
-            assert self.journal is not None
-            self.journal.record("retried", {**_brief(result), "failure": str(failure)})
-            result.retries += 1
-            result.success, result.failure = None, None
-            try:
-                self._send(result)
-                return
-            except Exception:  # deliver the original failure rather than lose it
-                log.exception("could not resubmit task %s", result.task_id)
-                result.fail(failure)
-        with self._in_flight_lock:
-            self._in_flight.pop(result.task_id, None)
+    def _deliver(self, result: Result) -> None:
+        """A task finished for good: journal it and queue it for its topic."""
         if self.journal is not None:
-            self.journal.record("completed", _brief(result))
+            self.journal.record("completed", brief(result))
         self.data.completed(result)
         self._topic(result.topic).put(result)
+        self.estimates.observe(result)
         self.latency.completed(result)  # after: the thinker need not wait for it
-
-    def _should_retry(self, result: Result) -> bool:
-        failure = result.failure
-        return (
-            self._running
-            and failure is not None
-            and failure.kind in _RETRYABLE
-            and result.retries < self.config.methods[result.method].max_retries
-        )
 
     def _topic(self, topic: str) -> queue.Queue[Result]:
         with self._topics_lock:
@@ -336,9 +391,8 @@ class Federation:
     # -- state -----------------------------------------------------------------------
 
     def in_flight(self) -> list[Result]:
-        """A snapshot of the tasks submitted and not yet finished."""
-        with self._in_flight_lock:
-            return list(self._in_flight.values())
+        """A snapshot of the tasks submitted and not yet finished (sent or waiting)."""
+        return [] if self._dispatch is None else self._dispatch.unfinished()
 
     def status(self) -> list[TransportStatus]:
         return [transport.status() for transport in self.transports.values()]
@@ -352,16 +406,20 @@ class Federation:
             ) from None
 
 
-def _brief(result: Result) -> dict[str, Any]:
-    brief: dict[str, Any] = {
-        "task_id": result.task_id,
-        "method": result.method,
-        "topic": result.topic,
-        "site": result.site,
-        "retries": result.retries,
-    }
-    if result.success is not None:
-        brief["success"] = result.success
-        if result.failure is not None:
-            brief["failure"] = str(result.failure)
-    return brief
+def _check_journalable(topic: object, task_info: dict[str, Any] | None) -> None:
+    """Refuse now what the journal could not record later (and would lose)."""
+    if not isinstance(topic, str):
+        raise UsageError(f"topic must be a string, not {type(topic).__name__}")
+    if task_info is None:
+        return
+    if not isinstance(task_info, dict):
+        raise UsageError(f"task_info must be a dict, not {type(task_info).__name__}")
+    for key, value in task_info.items():
+        try:
+            to_json({key: value})
+        except PydanticSerializationError as exc:
+            raise UsageError(
+                f"task_info[{key!r}] is a {type(value).__name__}, which the journal "
+                f"cannot record as JSON ({exc}): pass plain numbers, strings, lists "
+                f"and dicts (for a numpy array, .tolist())"
+            ) from None

@@ -8,7 +8,9 @@ the journal alone is enough to report on a run after it ended.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import queue
 import threading
 import time
@@ -21,6 +23,8 @@ from colmena_fx.exceptions import RunDirectoryError
 from colmena_fx.models import Result
 from colmena_fx.rundir import FEDERATION_FIX
 from colmena_fx.rundir import make_run_dir
+
+log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -39,6 +43,9 @@ class Journal:
         self.flush_s = flush_s
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        #: Why the journal stopped writing (a full disk, say); None while it writes.
+        #: The federation raises it at the next `submit` and again at `stop`.
+        self.error: RunDirectoryError | None = None
 
     def start(self) -> None:
         """Open the journal here: a run directory that refuses it fails the start.
@@ -75,27 +82,52 @@ class Journal:
             self._thread = None
 
     def _write(self, stream: TextIO) -> None:
-        with stream:
-            closing = False
-            while not closing:
-                batch = [self._queue.get()]
-                time.sleep(self.flush_s)  # let the batch fill up
-                while True:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                lines = []
-                for item in batch:
-                    if item is _CLOSE:
-                        closing = True
-                        continue
-                    event, time_ns, task = item
-                    body = task if isinstance(task, _Encoded) else json.dumps(task)
-                    head = f'{{"event": "{event}", "time_ns": {time_ns}, "task": '
-                    lines.append(f"{head}{body}}}\n")
-                stream.write("".join(lines))
-                stream.flush()
+        closing = False
+        while not closing:
+            batch = [self._queue.get()]
+            time.sleep(self.flush_s)  # let the batch fill up
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            closing = _CLOSE in batch
+            lines = [_line(item) for item in batch if item is not _CLOSE]
+            if self.error is None:
+                self._append(stream, "".join(line for line in lines if line))
+        # What it could not flush at close is what `error` already names.
+        with contextlib.suppress(OSError):
+            stream.close()
+
+    def _append(self, stream: TextIO, text: str) -> None:
+        """Write `text`; on failure, keep the reason and drop every later event.
+
+        The writer thread goes on draining the queue, so that recording never
+        blocks or grows without bound, and the run goes on: its results still
+        reach the thinker.
+        """
+        try:
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:
+            self.error = RunDirectoryError(
+                f"cannot write the journal {self.path}: {exc.strerror or exc}; the "
+                f"events after this point are not journaled, so `summary`, `report` "
+                f"and resuming cannot see them: free space on that disk or choose "
+                f"another 'run_dir'"
+            )
+            log.error("%s", self.error)
+
+
+def _line(item: tuple[str, int, Any]) -> str:
+    """One journal line; an event that cannot be encoded is logged and skipped."""
+    event, time_ns, task = item
+    try:
+        body = task if isinstance(task, _Encoded) else json.dumps(task)
+    except (TypeError, ValueError):
+        log.exception("cannot journal a %r event: it is left out", event)
+        return ""
+    return f'{{"event": "{event}", "time_ns": {time_ns}, "task": {body}}}\n'
 
 
 class _Encoded(str):

@@ -8,6 +8,7 @@ noise, so the view then writes nothing at all.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.console import Group
 from rich.console import RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from colmena_fx.exceptions import UsageError
@@ -23,6 +25,7 @@ from colmena_fx.units import format_ms
 
 if TYPE_CHECKING:
     from colmena_fx.federation import Federation
+    from colmena_fx.transports.health import HealthChange
 
 
 def site_table(federation: Federation) -> Table:
@@ -33,9 +36,11 @@ def site_table(federation: Federation) -> Table:
     table = Table(title="Sites", title_justify="left")
     for column in ("site", "transport"):
         table.add_column(column, no_wrap=True)
+    table.add_column("health", max_width=48, overflow="fold")
     for column in ("in flight", "done", "failed", "rtt p50 ms", "rtt p95 ms"):
         table.add_column(column, justify="right", no_wrap=True)
     transports = {name: site.transport for name, site in federation.sites.items()}
+    health = {name: _health(change) for name, change in federation.health().items()}
     # Sites the federation does not name (a task without one) still show up.
     others = (set(activity) | set(in_flight)) - set(transports)
     names = [*transports, *sorted(others)]
@@ -44,6 +49,7 @@ def site_table(federation: Federation) -> Table:
         table.add_row(
             name,
             transports.get(name, "-"),
+            health.get(name, "-"),
             str(in_flight.get(name, 0)),
             str(row.done) if row else "0",
             str(row.failed) if row else "0",
@@ -52,6 +58,20 @@ def site_table(federation: Federation) -> Table:
         )
     table.caption = f"round trips: rolling over the last {ROLLING} per site"
     return table
+
+
+_HEALTH_STYLE = {"up": "green", "degraded": "yellow", "recovering": "yellow"}
+
+
+def _health(change: HealthChange) -> str:
+    """`lost 12 s: the endpoint exited` in the site's colour."""
+    style = _HEALTH_STYLE.get(change.health.value, "red")
+    text = change.health.value
+    if change.health.value != "up":
+        text += f" {time.time() - change.since:.0f} s"
+        if change.reason:
+            text += f": {change.reason}"
+    return f"[{style}]{escape(text)}[/]"
 
 
 class _SitePanel:

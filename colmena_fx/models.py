@@ -119,6 +119,7 @@ class FailureKind(StrEnum):
     WORKER_LOST = "worker_lost"  # the process running it died
     ENDPOINT_LOST = "endpoint_lost"  # the endpoint went away
     INFRASTRUCTURE = "infrastructure"  # the engine or transport failed the task
+    TIMEOUT = "timeout"  # the task's deadline (`timeout_s`) passed before its result
 
 
 class Failure(StrictModel):
@@ -144,6 +145,17 @@ class Sizes(StrictModel):
     reply: int = 0
 
 
+class Routing(StrictModel):
+    """Why a task went to its site: the policy, and what it predicted there."""
+
+    policy: str
+    #: The candidate sites usable at that moment, in the method's order.
+    usable: list[str] = Field(default_factory=list)
+    #: `fastest`: the predicted seconds to the result at the chosen site.
+    predicted_s: float | None = None
+    reason: str = ""
+
+
 def new_task_id() -> str:
     return str(uuid.uuid4())
 
@@ -167,6 +179,8 @@ class Result(StrictModel):
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     task_info: dict[str, Any] = Field(default_factory=dict)
     retries: int = 0
+    #: How the site of the last attempt was chosen.
+    routing: Routing | None = None
     sizes: Sizes = Field(default_factory=Sizes)
     timeline: Timeline = Field(default_factory=Timeline)
 

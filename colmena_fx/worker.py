@@ -9,10 +9,14 @@ never has to unpickle a remote exception class it may not have.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -27,7 +31,14 @@ from colmena_fx.models import HOST
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Stamp
+from colmena_fx.taskcontext import TaskContext
+from colmena_fx.taskcontext import enter
+from colmena_fx.taskcontext import leave
 from colmena_fx.units import format_size
+
+
+class TaskTimeoutError(Exception):
+    """Raised inside a function that ran past its task's `timeout_s`."""
 
 
 @dataclass
@@ -59,7 +70,8 @@ def execute(function: Callable[..., Any], request: bytes) -> WorkerReply:
     reply = WorkerReply(success=False, events=events)
     name = getattr(function, "__name__", "the function")
     try:
-        args, kwargs, policy = serialize.loads(request)
+        args, kwargs, policy, *rest = serialize.loads(request)
+        context: TaskContext | None = rest[0] if rest else None
         args, kwargs = _fetch_inputs(args, kwargs, name, events)
     except Exception as exc:
         reply.failure = _failure(exc, FailureKind.INFRASTRUCTURE)
@@ -67,8 +79,13 @@ def execute(function: Callable[..., Any], request: bytes) -> WorkerReply:
         return reply
 
     events.append((Stamp.COMPUTE_STARTED.value, time.time_ns(), HOST))
+    token = enter(context)
     try:
-        value = function(*args, **kwargs)
+        with _time_limit(context.timeout_s if context else None, name):
+            value = function(*args, **kwargs)
+    except TaskTimeoutError as exc:
+        events.append((Stamp.COMPUTE_ENDED.value, time.time_ns(), HOST))
+        reply.failure = _failure(exc, FailureKind.TIMEOUT)
     except (
         BaseException
     ) as exc:  # a user's SystemExit must not kill the worker silently
@@ -82,8 +99,40 @@ def execute(function: Callable[..., Any], request: bytes) -> WorkerReply:
             reply.success = True
         except Exception as exc:
             reply.failure = _failure(exc)
+    finally:
+        leave(token)
     events.append((Stamp.WORKER_ENDED.value, time.time_ns(), HOST))
     return reply
+
+
+@contextmanager
+def _time_limit(seconds: float | None, name: str) -> Iterator[None]:
+    """Stop the function after `seconds`, so that its worker is free again.
+
+    Only where a signal can reach it: a function on a process's main thread (the
+    process pool and Parsl engines). On a thread pool the client still fails the
+    task at its deadline, but the function runs on to its end (README).
+    """
+    if (
+        not seconds
+        or threading.current_thread() is not threading.main_thread()
+        or not hasattr(signal, "setitimer")
+    ):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TaskTimeoutError(
+            f"{name!r} was stopped on its worker after timeout_s={seconds:g} s"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _fetch_inputs(

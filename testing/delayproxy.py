@@ -97,7 +97,7 @@ class DelayProxy:
         except OSError:  # nobody listens there (yet, or any more): as a refusal
             client.close()
             return
-        ends = (client, server)
+        ends: tuple[socket.socket, ...] = (client, server)
         with self._lock:
             if self._stopping.is_set():
                 ends = ()

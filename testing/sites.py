@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from colmena_fx.federation import Federation
+from colmena_fx.models import Result
 
 #: Quick to start: plain processes, no Parsl interchange.
 PROCESS_POOL: dict[str, Any] = {"type": "ProcessPoolEngine", "max_workers": 2}
@@ -60,3 +61,13 @@ def write_federation(
 
 #: The `make_federation` fixture: methods, optional sites by name, site settings.
 FederationFactory = Callable[..., Federation]
+
+
+def collect(federation: Federation, count: int, timeout: float = 60) -> list[Result]:
+    """The next `count` results of the default topic, each within `timeout` s."""
+    results = []
+    for _ in range(count):
+        result = federation.get_result(timeout=timeout)
+        assert result is not None, f"only {len(results)} of {count} results arrived"
+        results.append(result)
+    return results

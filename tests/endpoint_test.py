@@ -78,7 +78,9 @@ def test_peer_without_the_run_key_is_dropped_and_logged(endpoint) -> None:
             wire.encode(wire.Kind.HELLO, wire.HelloHeader(client_host="intruder"))
         )
         intruder.send_multipart(
-            wire.encode(wire.Kind.TASK, wire.TaskHeader(task_id="x"), b"payload")
+            wire.encode(
+                wire.Kind.TASK, wire.TaskHeader.model_construct(task_id="x"), b"payload"
+            )
         )
         assert not intruder.poll(2_000), "an unauthenticated peer got an answer"
     finally:

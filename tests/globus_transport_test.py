@@ -46,14 +46,6 @@ pytestmark = pytest.mark.usefixtures("globus_credentials")
 TASKS = ["echo", "add", "fail_with", "sleep_then", "die", "make_bytes"]
 
 
-@pytest.fixture
-def federations() -> Iterator[list[Federation]]:
-    started: list[Federation] = []
-    yield started
-    for federation in started:
-        federation.stop()
-
-
 def _federation(
     tmp_path: Path,
     service: ComputeServiceStandIn,

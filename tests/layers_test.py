@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "colmena_fx"
 #: (row, module prefixes), lowest first.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("exceptions", "models", "schema", "serialize", "units", "limits",
-              "rundir", "__version__")),
+              "rundir", "timers", "taskcontext", "__version__")),
     ("data schemas and stores", ("data.schemas", "data.policy", "data.stores",
                                  "data")),
     ("config", ("config", "configfiles")),
@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("latency", ("latency",)),
     ("endpoint", ("endpoint",)),
     ("transports", ("transports",)),
-    ("federation", ("federation",)),
+    ("federation", ("routing", "dispatch", "federation")),
     ("thinker", ("thinker",)),
     ("tools", ("live", "probe", "report", "sitefiles")),
     ("command line", ("cli",)),

@@ -18,7 +18,7 @@ from testing.sites import THREAD_POOL
 from testing.sites import FederationFactory
 from testing.wait import wait_until
 
-COLUMNS = ["transport", "in flight", "done", "failed", "p50", "p95"]
+COLUMNS = ["transport", "health", "in flight", "done", "failed", "p50", "p95"]
 
 
 def _rows(table: Table) -> dict[str, dict[str, str]]:
@@ -55,8 +55,8 @@ def test_table_counts_done_failed_and_in_flight_per_site(two_sites: Federation) 
     before = _rows(site_table(two_sites))
     assert set(before) == {"cpu", "threads"}  # every site, before any task
     assert before["cpu"] == {
-        "transport": "local", "in flight": "0", "done": "0", "failed": "0",
-        "p50": "-", "p95": "-",
+        "transport": "local", "health": "up", "in flight": "0", "done": "0",
+        "failed": "0", "p50": "-", "p95": "-",
     }  # fmt: skip
 
     for value in range(3):
@@ -72,6 +72,20 @@ def test_table_counts_done_failed_and_in_flight_per_site(two_sites: Federation) 
         assert row["in flight"] == "0"
         assert float(row["p50"]) > 0
         assert float(row["p95"]) >= float(row["p50"])
+
+
+def test_table_shows_a_lost_site_with_its_reason(
+    make_federation: FederationFactory,
+) -> None:
+    federation = make_federation(
+        {"echo": {"site": "cpu", "function": "testing.tasks:echo"}},
+        local={"heartbeat_s": 0.2, "restart": {"attempts": 0}},
+    )
+    federation.transports["cpu"].process.kill()  # type: ignore[attr-defined]
+    health = federation.transports["cpu"].health
+    wait_until(lambda: health.health == "lost", 10, "the site declared lost")
+    cell = _rows(site_table(federation))["cpu"]["health"]
+    assert cell.startswith("lost ") and "exited" in cell
 
 
 def test_table_shows_tasks_in_flight(cpu_federation: Federation) -> None:

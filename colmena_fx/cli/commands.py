@@ -167,12 +167,14 @@ def data_check(args: argparse.Namespace) -> int:
 
 
 def summary(args: argparse.Namespace) -> int:
-    """Print task counts, per-hop latency and clock offsets of a finished run."""
+    """Print task counts, per-hop latency, clock offsets, routing and site health."""
     from rich.console import Console
 
     from colmena_fx.journal import JOURNAL_NAME
     from colmena_fx.latency.export import export
     from colmena_fx.latency.recorder import LatencyRecorder
+    from colmena_fx.latency.routes import read_routing_facts
+    from colmena_fx.latency.table import routing_tables
     from colmena_fx.latency.table import run_tables
 
     if not (args.run_dir / JOURNAL_NAME).exists():
@@ -182,6 +184,8 @@ def summary(args: argparse.Namespace) -> int:
     recorder = LatencyRecorder.from_run(args.run_dir)
     console = Console()
     for table in run_tables(recorder, title=f"Run {args.run_dir}"):
+        console.print(table)
+    for table in routing_tables(read_routing_facts(args.run_dir)):
         console.print(table)
     if args.export:
         for path in export(recorder, args.run_dir / "latency"):

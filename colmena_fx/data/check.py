@@ -97,7 +97,7 @@ def data_routes(config: FederationConfig) -> list[DataRoute]:
     for method, route in config.methods.items():
         threshold = route.data.threshold or config.data.threshold
         lifetime = route.data.lifetime or config.data.lifetime
-        for site in dict.fromkeys([route.site, *route.topics.values()]):
+        for site in route.all_sites():
             routes.append(
                 DataRoute(
                     method=method,

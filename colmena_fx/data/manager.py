@@ -42,6 +42,7 @@ from colmena_fx.limits import RESULT_LIMIT_BYTES
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.models import Timeline
+from colmena_fx.taskcontext import TaskContext
 from colmena_fx.units import format_size
 
 log = logging.getLogger(__name__)
@@ -124,9 +125,14 @@ class DataManager:
         return policy
 
     def pack(
-        self, result: Result, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        result: Result,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: TaskContext | None = None,
     ) -> bytes:
-        """The task's request: arguments, large ones by reference, and its policy.
+        """The task's request: arguments, large ones by reference, its policy and
+        the context its function may read (`taskcontext.current_task`).
 
         Stamps the `input_put` hop when something was stored.
         """
@@ -159,7 +165,7 @@ class DataManager:
                     started, ended = started or began, time.time_ns()
                 args = tuple(positional)
             request = serialize.dumps(
-                (args, kwargs, policy), what=f"an argument of {method!r}"
+                (args, kwargs, policy, context), what=f"an argument of {method!r}"
             )
         except BaseException:
             self.holds.release(held)

@@ -11,12 +11,15 @@ is deserialized.
 from __future__ import annotations
 
 import os
+import uuid
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 from typing import Any
 from typing import cast
 
 import zmq
+from pydantic import AfterValidator
 from pydantic import Field
 
 from colmena_fx.schema import StrictModel
@@ -27,11 +30,32 @@ class Kind(StrEnum):
     TASK = "task"  # client -> endpoint
     RESULT = "result"  # endpoint -> client
     HEARTBEAT = "heartbeat"  # endpoint -> client
+    CANCEL = "cancel"  # client -> endpoint: drop this task, send no result
+
+
+def _canonical_uuid(value: str) -> str:
+    # The engine turns task ids into UUIDs deep in its own threads, where a bad
+    # one would be an exception nobody handles: refuse it here, at the door.
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"task_id must be a UUID, got {value[:60]!r}") from None
+    if canonical != value:
+        raise ValueError(f"task_id must be a lowercase UUID like {canonical!r}")
+    return value
+
+
+#: A task id as the engine needs it: a UUID in its canonical text form.
+TaskId = Annotated[str, AfterValidator(_canonical_uuid)]
 
 
 class TaskHeader(StrictModel):
-    task_id: str
+    task_id: TaskId
     resource_specification: dict[str, Any] = Field(default_factory=dict)
+
+
+class CancelHeader(StrictModel):
+    task_id: TaskId
 
 
 class ResultEntry(StrictModel):
@@ -54,6 +78,8 @@ class HeartbeatHeader(StrictModel):
     time_ns: int
     in_flight: int
     engine: str
+    #: Tasks the engine can run at once, where it says (`engine_workers`).
+    workers: int | None = None
 
 
 class HelloHeader(StrictModel):
@@ -65,6 +91,7 @@ HEADERS: dict[Kind, type[StrictModel]] = {
     Kind.TASK: TaskHeader,
     Kind.RESULT: ResultHeader,
     Kind.HEARTBEAT: HeartbeatHeader,
+    Kind.CANCEL: CancelHeader,
 }
 
 
@@ -92,7 +119,7 @@ def decode(frames: list[bytes]) -> tuple[Kind, Any, list[bytes]]:
         raise WireError(f"unknown message kind {raw_kind[:20]!r}") from exc
     try:
         header = HEADERS[kind].model_validate_json(raw_header)
-    except ValueError as exc:
+    except ValueError as exc:  # pydantic's ValidationError, too
         raise WireError(f"bad {kind} header: {exc}") from exc
     if isinstance(header, ResultHeader):
         expected = len(header.results)

@@ -1,11 +1,15 @@
-"""Terminal tables of task counts, per-hop latency and clock offsets."""
+"""Terminal tables of task counts, per-hop latency, clock offsets and routing."""
 
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.latency.routes import HealthRow
+from colmena_fx.latency.routes import RoutingFacts
+from colmena_fx.latency.routes import RoutingRow
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
 from colmena_fx.units import format_ms
@@ -92,4 +96,72 @@ def run_tables(recorder: LatencyRecorder, title: str = "") -> list[Table]:
     offsets = recorder.offsets()
     if offsets:
         tables.append(offsets_table(offsets))
+    return tables
+
+
+def routing_table(rows: list[RoutingRow], title: str = "") -> Table:
+    """Per site and policy: attempts, resends, losses, successes, predictions."""
+    table = Table(title=title or "Routing", title_justify="left")
+    for column in ("site", "policy"):
+        table.add_column(column, no_wrap=True)
+    for column in ("sent", "resends", "lost", "tasks ok", "predicted ms",
+                   "measured ms", "n"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for row in rows:
+        compared = row.compared > 0
+        table.add_row(
+            row.site,
+            row.policy,
+            str(row.sent),
+            str(row.resends),
+            str(row.lost),
+            str(row.succeeded),
+            format_ms(row.predicted_median_s) if compared else "",
+            format_ms(row.measured_median_s) if compared else "",
+            str(row.compared) if compared else "",
+        )
+    table.caption = (
+        "sent: attempts the policy sent there, resends among them; lost: attempts "
+        "lost there and resent; tasks ok: tasks that finished there. fastest: "
+        "median predicted time to the result and median measured round trip (sent "
+        "to received) of its n successful tasks"
+    )
+    return table
+
+
+def health_table(rows: list[HealthRow], title: str = "") -> Table:
+    """Every change of a site's health, timed from the run's start."""
+    table = Table(title=title or "Site health", title_justify="left")
+    for column in ("site", "health"):
+        table.add_column(column, no_wrap=True)
+    for column in ("at s", "for s"):
+        table.add_column(column, justify="right")
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.site,
+            row.health,
+            f"{row.at_s:.2f}",
+            _duration(row),
+            Text(row.reason),  # as written: a path in brackets is no markup
+        )
+    table.caption = (
+        "at: seconds since the run started; for: until the site's next change "
+        "(>= until the journal's last line, for its last change)"
+    )
+    return table
+
+
+def _duration(row: HealthRow) -> str:
+    """A health row's duration; `>=` marks one cut short by the end of the run."""
+    return f"{'>= ' if row.until_end else ''}{row.duration_s:.2f}"
+
+
+def routing_tables(facts: RoutingFacts) -> list[Table]:
+    """The routing and site-health tables of a run, each only when it has rows."""
+    tables = []
+    if facts.routing:
+        tables.append(routing_table(facts.routing))
+    if facts.health:
+        tables.append(health_table(facts.health))
     return tables

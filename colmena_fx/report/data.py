@@ -20,6 +20,8 @@ from colmena_fx.journal import read_journal
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.hops import SPANS
 from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.latency.routes import RoutingFacts
+from colmena_fx.latency.routes import read_routing_facts
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
 from colmena_fx.latency.stats import hop_table
@@ -118,6 +120,9 @@ class ReportData:
     decision_s: np.ndarray
     offsets: list[ClockOffset]
     synchronized: bool
+    #: Per site and policy, where tasks went; every change of a site's health.
+    #: Empty for journals written before routing policies and site health.
+    routing: RoutingFacts
 
     @property
     def tasks(self) -> int:
@@ -242,6 +247,7 @@ def load_report_data(run_dir: Path) -> ReportData:
         decision_s=decision_latencies(at(Stamp.CREATED), at(Stamp.DELIVERED)),
         offsets=recorder.offsets(),
         synchronized=recorder.clocks.synchronized,
+        routing=read_routing_facts(run_dir),
     )
 
 

@@ -238,17 +238,82 @@ def _offsets(data: ReportData) -> str:
     return "\n".join(out)
 
 
+def _routing(data: ReportData) -> str:
+    """Per site and policy, where tasks went; empty for journals without policies."""
+    rows = data.routing.routing
+    if not rows:
+        return ""
+    cells = [
+        (
+            escape(r.site),
+            escape(r.policy),
+            str(r.sent),
+            str(r.resends),
+            str(r.lost),
+            str(r.succeeded),
+            format_ms(r.predicted_median_s) if r.compared else "",
+            format_ms(r.measured_median_s) if r.compared else "",
+            str(r.compared) if r.compared else "",
+        )
+        for r in rows
+    ]
+    head = ("site", "policy", "sent", "resends", "lost", "tasks ok",
+            "predicted ms", "measured ms", "n")  # fmt: skip
+    return "\n".join((
+        "<h2>Routing</h2>",
+        _table(head, cells, {2, 3, 4, 5, 6, 7, 8}),
+        '<p class="caption">Sent counts the attempts each routing policy sent to a '
+        "site (one per <code>submitted</code> line), resends the attempts among them "
+        "that repeat a task lost elsewhere or there; lost counts the attempts lost at "
+        "the site and resent. Tasks ok are the tasks whose last attempt finished "
+        "there successfully. For <code>fastest</code>, predicted is the median time "
+        "to the result it predicted when it chose the site, measured the median "
+        "round trip (sent to received, client clock) of the same n tasks: how well "
+        "the predictor did.</p>",
+    ))  # fmt: skip
+
+
+def _health(data: ReportData) -> str:
+    """Every change of a site's health; empty for journals without health lines."""
+    rows = data.routing.health
+    if not rows:
+        return ""
+    cells = [
+        (
+            escape(r.site),
+            escape(r.health),
+            f"{r.at_s:.2f}",
+            f"{'&ge; ' if r.until_end else ''}{r.duration_s:.2f}",
+            escape(r.reason),
+        )
+        for r in rows
+    ]
+    head = ("site", "health", "at s", "for s", "reason")
+    return "\n".join((
+        "<h2>Site health</h2>",
+        _table(head, cells, {2, 3}),
+        '<p class="caption">Each change of a site\'s health (up, degraded, lost, '
+        "recovering), in seconds since the run started, and how long the site "
+        "stayed so until its next change; &ge; marks a site's last change, timed "
+        "to the journal's last line. Lost and recovering sites get no new work.</p>",
+    ))  # fmt: skip
+
+
 def render(data: ReportData, images: Images) -> str:
     """The whole page; `images` holds the PNGs of the sections that have data."""
     body = "\n".join(
-        (
+        section
+        for section in (
             _header(data),
             _hops(data, images),
             _round_trips(images),
             _utilization(images),
+            _routing(data),
+            _health(data),
             _decisions(data, images),
             _offsets(data),
         )
+        if section  # a journal without routing or health facts has no such section
     )
     title = escape(f"colmena-fx report: {data.header.run_name}")
     return (

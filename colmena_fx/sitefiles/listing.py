@@ -27,9 +27,11 @@ def federation_sites(federation_file: str | Path) -> list[SiteRow]:
     config, sites = load_federation(federation_file)
     routed: dict[str, list[str]] = {name: [] for name in sites}
     for method, route in config.methods.items():
-        routed[route.site].append(method)
-        for topic, site_name in route.topics.items():
-            routed[site_name].append(f"{method} (topic {topic})")
+        for site_name in route.sites_for(""):
+            routed[site_name].append(method)
+        for topic, chosen in route.topics.items():
+            for site_name in [chosen] if isinstance(chosen, str) else chosen:
+                routed[site_name].append(f"{method} (topic {topic})")
     rows = []
     for name, site in sites.items():
         endpoint_id = site.globus.endpoint_id

@@ -22,6 +22,7 @@ class TaskClient(Protocol):
         topic: str = "default",
         resources: Any = None,
         task_info: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
         **kwargs: Any,
     ) -> str: ...
 

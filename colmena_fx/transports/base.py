@@ -16,7 +16,10 @@ from typing import runtime_checkable
 
 from pydantic import BaseModel
 
+from colmena_fx.models import Failure
 from colmena_fx.models import Result
+from colmena_fx.transports.health import Health
+from colmena_fx.transports.health import HealthTracker
 
 
 class TransportState(StrEnum):
@@ -35,11 +38,19 @@ class TransportStatus(BaseModel):
     #: Seconds since the site was last heard from.
     last_heard_s: float | None = None
     detail: str = ""
+    health: Health = Health.RECOVERING
+    #: Why the site has its health, and since when (seconds since the epoch).
+    health_reason: str = ""
+    health_since: float | None = None
+    #: Tasks the site can run at once (its workers), when it reports them.
+    capacity: int | None = None
 
 
 @runtime_checkable
 class Transport(Protocol):
     site: str
+    #: Kept current by the transport; the federation listens to it.
+    health: HealthTracker
 
     def start(self) -> None:
         """Bring the link up; raises `EndpointError` if the site cannot be reached."""
@@ -49,5 +60,12 @@ class Transport(Protocol):
 
     def submit(self, result: Result, function: Callable[..., Any]) -> Future[Result]:
         """Send the task described by `result` (inputs already serialized)."""
+
+    def cancel(self, task_id: str, failure: Failure) -> bool:
+        """Complete task `task_id` now with `failure` and ask the site to drop it.
+
+        Returns False when the task is no longer in flight here (it finished, or was
+        failed already): whoever completes a task first wins, exactly once.
+        """
 
     def status(self) -> TransportStatus: ...

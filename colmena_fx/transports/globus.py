@@ -7,9 +7,18 @@ is sent, the task ids the service gave it, and each result's arrival time and
 engine `task_statuses`. The same worker shim as the local transport runs the user
 function, so a task carries the same worker stamps on either transport.
 
-The service keeps tasks queued while an endpoint is offline; so that no task waits
-forever, the transport polls the endpoint's status while tasks are in flight and
-fails them as lost once the endpoint has been offline for `globus.lost_after_s`.
+The service keeps a task queued while its endpoint is offline, and reports a task
+an endpoint process took and then died with as pending forever. So that no task
+waits forever, `globus_watch` keeps the site's health from the endpoint's status
+and looks tasks up at the service by id, completing or failing them as lost
+(`globus_tasks` says which). The transport never resends a task itself: the
+federation does, for the failures whose kind allows it. A task the SDK's result
+watcher gave up on is looked up the same way, rather than failed.
+
+A refused submission fails only its own tasks: as the user's to fix when too
+large, as `endpoint_lost` after the SDK's own retries of a rate limit or server
+error. `cancel` completes a task at once; Globus Compute has no cancel route, so
+an accepted task still runs, and its result is dropped.
 """
 
 from __future__ import annotations
@@ -27,34 +36,38 @@ from globus_compute_sdk import Client
 from globus_compute_sdk.errors import TaskExecutionFailed
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 
-from colmena_fx import serialize
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
-from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
+from colmena_fx.exceptions import RateLimitError
 from colmena_fx.exceptions import ServiceError
-from colmena_fx.limits import SUBMIT_LIMIT_BYTES
+from colmena_fx.exceptions import ServiceUnreachableError
+from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
+from colmena_fx.transports.globus_executor import TaskOutcome
 from colmena_fx.transports.globus_executor import TrackedExecutor
 from colmena_fx.transports.globus_service import endpoint_id_of
 from colmena_fx.transports.globus_service import endpoint_status
 from colmena_fx.transports.globus_service import make_client
 from colmena_fx.transports.globus_service import translate
-from colmena_fx.transports.pending import PendingTasks
-from colmena_fx.transports.pending import complete_failed
+from colmena_fx.transports.globus_tasks import EndpointView
+from colmena_fx.transports.globus_tasks import Sent
+from colmena_fx.transports.globus_tasks import SentTasks
+from colmena_fx.transports.globus_watch import EndpointWatch
+from colmena_fx.transports.globus_watch import WatchHooks
+from colmena_fx.transports.health import Health
+from colmena_fx.transports.health import HealthTracker
 from colmena_fx.transports.pending import transport_failure
+from colmena_fx.units import format_size
 from colmena_fx.worker import WorkerReply
 
 log = logging.getLogger(__name__)
-
-#: Room left in a submission for the JSON around a task's payload.
-_REQUEST_OVERHEAD_BYTES = 4096
 
 
 class GlobusTransport:
@@ -71,6 +84,7 @@ class GlobusTransport:
         self.config = site
         self.link = site.globus
         self.run_dir = Path(run_dir)
+        self.health = HealthTracker(site.name)
         self._routes = routes or {}
         self._on_accepted = on_accepted
         self._client: Client | None = None
@@ -78,19 +92,18 @@ class GlobusTransport:
         #: the SDK's per-client request lock never holds up a submission for it.
         self._status_client: Client | None = None
         self._executor: TrackedExecutor | None = None
+        #: Executors the SDK stopped, kept until their accepted tasks are done.
+        self._retired: list[TrackedExecutor] = []
         self._function_ids: dict[Callable[..., Any], str] = {}
         self._register_lock = threading.Lock()
-        #: Held while a task is handed to the executor, so hooks find it registered.
-        self._submit_lock = threading.Lock()
-        self._pending = PendingTasks()  # by the SDK's future
+        #: Held while a task is handed to the executor, so hooks find it filed.
+        self._submit_lock = threading.RLock()
+        self._tasks = SentTasks()
         self._arrivals: dict[str, tuple[int, list[Any] | None]] = {}
         self._arrivals_lock = threading.Lock()
         self._state = TransportState.NEW
-        self._detail = ""
-        self._last_online: float | None = None
-        self._offline_since: float | None = None
         self._closing = threading.Event()
-        self._monitor: threading.Thread | None = None
+        self._watch: EndpointWatch | None = None
 
     @property
     def endpoint_id(self) -> str:
@@ -105,15 +118,23 @@ class GlobusTransport:
             self._status_client = make_client(self.link.service_url, max_retries=0)
         except ServiceError as exc:
             raise exc.about(f"site {self.site!r}") from exc
-        self._wait_online(endpoint_id)
+        details = self._wait_online(endpoint_id)
         self._executor = self._new_executor()
         self._state = TransportState.RUNNING
-        self._monitor = threading.Thread(
-            target=self._watch, name=f"cfx-globus-{self.site}", daemon=True
+        hooks = WatchHooks(
+            deliver=self._deliver,
+            lose=self._lost,
+            resend=self._resend_unsent,
+            tidy=self._close_idle_retired,
         )
-        self._monitor.start()
+        self._watch = EndpointWatch(
+            self.site, endpoint_id, self.link, self._status_client, self.health,
+            self._tasks, hooks,
+        )  # fmt: skip
+        self._watch.start(details)
 
-    def _wait_online(self, endpoint_id: str) -> None:
+    def _wait_online(self, endpoint_id: str) -> dict[str, Any]:
+        """The details of the endpoint's first online status report."""
         assert self._client is not None
         deadline = time.monotonic() + self.link.start_timeout_s
         while True:
@@ -122,8 +143,7 @@ class GlobusTransport:
             except ServiceError as exc:
                 raise exc.about(f"site {self.site!r}") from exc
             if status.get("status") == "online":
-                self._last_online = time.monotonic()
-                return
+                return dict(status.get("details") or {})
             if time.monotonic() > deadline:
                 raise EndpointError(
                     f"site {self.site!r}: Globus Compute reports endpoint "
@@ -146,61 +166,100 @@ class GlobusTransport:
             on_sending=self._stamp_sent,
             on_accepted=self._record_accepted,
             capture=self._note_arrival,
+            sizes=self._request_sizes,
+            submit_limit=lambda: self.link.submit_limit,
         )
 
     def stop(self) -> None:
-        if self._state is TransportState.STOPPED:
-            return
+        with self._submit_lock:  # nothing is sent once this is set
+            if self._state is TransportState.STOPPED:
+                return
+            self._state = TransportState.STOPPED
         self._closing.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5)
-        self._pending.fail_all(
-            FailureKind.INFRASTRUCTURE,
-            f"site {self.site!r} was stopped before the task finished",
-            self.site,
-        )
-        if self._executor is not None:
-            self._executor.close()
-        self._state = TransportState.STOPPED
+        if self._watch is not None:
+            self._watch.stop()
+        message = f"site {self.site!r} was stopped before the task finished"
+        for sent in self._tasks.pop_all():
+            self._complete_failed(sent, FailureKind.INFRASTRUCTURE, message)
+        for executor in [*self._retired, self._executor]:
+            if executor is not None:
+                executor.close()
+        self._retired.clear()
 
     # -- sending ---------------------------------------------------------------------
 
     def submit(self, result: Result, function: Callable[..., Any]) -> Future[Result]:
         future: Future[Result] = Future()
-        if self._state is not TransportState.RUNNING:
-            message = f"site {self.site!r} is {self._state.value}, not running"
-            complete_failed(
-                result, future, FailureKind.ENDPOINT_LOST, message, self.site
+        refusal = self._refusal()
+        if refusal is not None:
+            result.fail(
+                transport_failure(FailureKind.ENDPOINT_LOST, refusal, self.site)
             )
+            future.set_result(result)
             return future
-        request_bytes = _submission_size(result.inputs)
-        if request_bytes > SUBMIT_LIMIT_BYTES:
-            raise PayloadTooLargeError(
-                f"the inputs of {result.method!r} make a {request_bytes / 1e6:.1f} MB "
-                f"submission, over Globus Compute's {SUBMIT_LIMIT_BYTES / 1e6:.0f} MB "
-                f"limit (site {self.site!r}): declare a data store under "
-                f"'data.stores' in the federation file so that large values go by "
-                f"reference (README, 'Large data')"
-            )
-        result.sizes.request = request_bytes
         function_id = self._register(function)
         route = self._routes.get(result.method)
         endpoint_config = {
             **self.link.user_endpoint_config,
             **(route.user_endpoint_config if route else {}),
         }
-        with self._submit_lock:
-            executor = self._live_executor()
-            executor.resource_specification = (
-                result.resources.to_resource_specification() or None
-            )
-            executor.user_endpoint_config = endpoint_config or None
-            task = executor.submit_to_registered_function(
-                function_id, args=(result.inputs,)
-            )
-            self._pending.add(task, result, future)
-        task.add_done_callback(self._complete)
+        sent = Sent(result, future, function_id,
+                    resources=result.resources.to_resource_specification() or None,
+                    endpoint_config=endpoint_config or None)  # fmt: skip
+        result.sizes.request = self._checked_size(sent)
+        self._send(sent)
         return future
+
+    def _refusal(self) -> str | None:
+        """Why a new task fails at once, if it does."""
+        if self._state is not TransportState.RUNNING:
+            return f"site {self.site!r} is {self._state.value}, not running"
+        current = self.health.current
+        if current.health is Health.LOST:
+            return f"site {self.site!r} is lost ({current.reason})"
+        return None
+
+    def _checked_size(self, sent: Sent) -> int:
+        """The exact bytes of the request that sends the task alone; raises in the
+        caller's thread when the service would refuse it."""
+        assert self._executor is not None
+        size = self._executor.request_size(
+            sent.function_id, (sent.result.inputs,), sent.resources,
+            sent.endpoint_config,
+        )  # fmt: skip
+        limit = self.link.submit_limit
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"the inputs of {sent.result.method!r} make a submission request of "
+                f"{format_size(size)} ({size:,} bytes), over Globus Compute's "
+                f"{format_size(limit)} limit ({limit:,} bytes; site {self.site!r}, "
+                f"globus.submit_limit): declare a data store under 'data.stores' "
+                f"in the federation file so that large values go by reference "
+                f"(README, 'Large data')"
+            )
+        return size
+
+    def _send(self, sent: Sent) -> None:
+        """Hand the task to the live executor, filed first so the hooks find it."""
+        with self._submit_lock:
+            if self._state is not TransportState.RUNNING:
+                message = f"site {self.site!r} is {self._state.value}, not running"
+                self._tasks.pop(sent.task_id)
+                self._complete_failed(sent, FailureKind.ENDPOINT_LOST, message)
+                return
+            executor = self._live_executor()
+            self._tasks.add(sent)
+            try:
+                compute = executor.send(
+                    sent.function_id, (sent.result.inputs,), sent.resources,
+                    sent.endpoint_config,
+                )  # fmt: skip
+            except RuntimeError:  # the SDK stopped it since `_live_executor` looked
+                self._hand_back(sent)
+                return
+            sent.executor, sent.unsent = executor, False
+            self._tasks.track(sent, compute)
+        compute.add_done_callback(self._on_compute_done)
 
     def _register(self, function: Callable[..., Any]) -> str:
         """The function id of the shim around `function`, registered once."""
@@ -221,32 +280,54 @@ class GlobusTransport:
             return str(function_id)
 
     def _live_executor(self) -> TrackedExecutor:
+        """The executor to send with; one the SDK stopped is retired, not closed:
+        its watcher still waits for the tasks the service accepted from it."""
         assert self._executor is not None
         if self._executor.stopped:
             log.warning("site %s: the SDK executor stopped after an error; "
                         "starting a new one", self.site)  # fmt: skip
-            self._executor.close()
-            self._executor = self._new_executor()
+            old, self._executor = self._executor, self._new_executor()
+            self._retired.append(old)
+            old.retire()  # its queued tasks come back as cancelled: resent
         return self._executor
+
+    def _hand_back(self, sent: Sent) -> None:
+        """A task an executor could not send: the watch sends it again."""
+        sent.unsent = True
+        if self._watch is not None:
+            self._watch.wake()
+
+    def _resend_unsent(self) -> None:
+        for sent in self._tasks.select(lambda s: s.unsent):
+            log.info("site %s: resending task %s, which a stopped SDK executor "
+                     "never sent", self.site, sent.task_id)  # fmt: skip
+            self._send(sent)
 
     # -- hooks, on the SDK's threads -------------------------------------------------
 
-    def _stamp_sent(self, tasks: list[ComputeFuture]) -> None:
+    def _request_sizes(self, tasks: list[ComputeFuture]) -> list[int]:
         with self._submit_lock:  # wait for `submit` to file them
-            entries = [self._pending.get(task) for task in tasks]
+            sents = [self._tasks.of(task) for task in tasks]
+        return [sent.result.sizes.request if sent else 0 for sent in sents]
+
+    def _stamp_sent(self, tasks: list[ComputeFuture]) -> None:
+        with self._submit_lock:
+            sents = [self._tasks.of(task) for task in tasks]
         now = time.time_ns()
-        for entry in entries:
-            if entry is not None:
-                entry[0].stamp(Stamp.SENT, time_ns=now)
+        for sent in sents:
+            if sent is not None:
+                sent.result.stamp(Stamp.SENT, time_ns=now)
 
     def _record_accepted(self, tasks: list[ComputeFuture]) -> None:
-        entries = [(task, self._pending.get(task)) for task in tasks]
-        for task, entry in entries:
-            if entry is None:
+        now = time.monotonic()
+        for task in tasks:
+            sent = self._tasks.of(task)
+            if sent is None:
                 continue
-            entry[0].remote_id = str(task.task_id)
+            sent.result.remote_id = str(task.task_id)
+            sent.accepted_at = sent.heard_at = now
             if self._on_accepted is not None:
-                self._on_accepted(entry[0])
+                self._on_accepted(sent.result)
 
     def _note_arrival(
         self, task_id: str, arrived_ns: int, transitions: list[Any] | None
@@ -254,47 +335,93 @@ class GlobusTransport:
         with self._arrivals_lock:
             self._arrivals[task_id] = (arrived_ns, transitions)
 
-    # -- receiving -------------------------------------------------------------------
-
-    def _complete(self, task: ComputeFuture) -> None:
-        entry = self._pending.pop(task)
+    def _on_compute_done(self, task: Future[Any]) -> None:
+        """The SDK completed its future: deliver, or find out from the service."""
+        assert isinstance(task, ComputeFuture)
+        sent = self._tasks.of(task)
+        if sent is None or sent.compute is not task or self._closing.is_set():
+            return  # completed already (lost, cancelled, looked up), or stopping
+        if not task.task_id and task.cancelled():
+            self._hand_back(sent)  # a stopped executor gave it back unsent
+            return
+        if task.task_id and (task.cancelled() or not _is_engine_report(task)):
+            log.warning("site %s: the result watcher gave up on task %s (%s); "
+                        "asking the service for it", self.site, task.task_id,
+                        _sdk_error(task))  # fmt: skip
+            sent.look_up_soon()
+            return
+        entry = self._tasks.pop(sent.task_id)
         with self._arrivals_lock:
             arrival = self._arrivals.pop(str(task.task_id), None)
         if entry is None:
-            return  # already failed (endpoint lost, or stopped)
-        result, future = entry
+            return
         arrived_ns, transitions = arrival or (time.time_ns(), None)
-        self._read_outcome(task, result)
-        gcformat.stamp_transitions(transitions, result)
+        self._read_outcome(task, sent.result)
+        gcformat.stamp_transitions(transitions, sent.result)
+        self._received(sent, arrived_ns)
+
+    # -- completing ------------------------------------------------------------------
+
+    def _received(self, sent: Sent, arrived_ns: int | None = None) -> None:
+        result = sent.result
         result.stamp(Stamp.RECEIVED, time_ns=arrived_ns)
         result.stamp(Stamp.DESERIALIZED)
-        future.set_result(result)
+        sent.future.set_result(result)
+
+    def _complete_failed(
+        self,
+        sent: Sent,
+        kind: FailureKind,
+        message: str,
+        exception_type: str = "EndpointError",
+    ) -> None:
+        """Fail a task already popped from the table; its late result is dropped."""
+        if sent.compute is not None and not sent.compute.task_id:
+            sent.compute.cancel()  # still queued in the SDK: never sent
+        if sent.executor is not None and sent.remote_id:
+            sent.executor.forget([sent.remote_id])
+        sent.result.fail(transport_failure(kind, message, self.site, exception_type))
+        sent.future.set_result(sent.result)
 
     def _read_outcome(self, task: ComputeFuture, result: Result) -> None:
-        if task.cancelled():
-            self._fail(result, FailureKind.INFRASTRUCTURE, "the SDK cancelled the task")
-            return
         error = task.exception()
         if error is None:
-            reply = task.result()
-            if isinstance(reply, WorkerReply):
-                gcformat.apply_reply(reply, result)
-            else:
-                message = f"the endpoint returned {type(reply).__name__}, not a reply"
-                self._fail(result, FailureKind.INFRASTRUCTURE, message)
+            self._apply(task.result(), result)
         elif isinstance(error, TaskExecutionFailed):
             gcformat.fail_from_engine(error.remote_data, result)
         elif isinstance(error, globus_sdk.GlobusAPIError | globus_sdk.NetworkError):
-            mapped = translate(error, f"submitting to site {self.site!r}", self._client)
-            kind = (
-                FailureKind.USER
-                if isinstance(mapped, PayloadTooLargeError)
-                else FailureKind.INFRASTRUCTURE
-            )
-            self._fail(result, kind, str(mapped), type(mapped).__name__)
+            self._fail_refused(error, result)
         else:
             message = f"Globus Compute SDK error: {type(error).__name__}: {error}"
             self._fail(result, FailureKind.INFRASTRUCTURE, message)
+
+    def _apply(self, reply: Any, result: Result) -> None:
+        if isinstance(reply, WorkerReply):
+            gcformat.apply_reply(reply, result)
+        else:
+            message = f"the endpoint returned {type(reply).__name__}, not a reply"
+            self._fail(result, FailureKind.INFRASTRUCTURE, message)
+
+    def _fail_refused(
+        self, error: globus_sdk.GlobusAPIError | globus_sdk.NetworkError, result: Result
+    ) -> None:
+        """A submission the service refused, after the SDK's own retries.
+
+        Too large: the user's to fix. Rate limited, a server error, no answer:
+        the SDK already resent the request five times with backoff (honouring
+        Retry-After); the task fails as `endpoint_lost`, so the federation's
+        bounded, backed-off retries (on whichever site is usable) take over, and
+        the transport never holds a task back without limit.
+        """
+        mapped = translate(error, f"submitting to site {self.site!r}", self._client,
+                           submit_limit=self.link.submit_limit)  # fmt: skip
+        message, kind = str(mapped), FailureKind.INFRASTRUCTURE
+        if isinstance(mapped, PayloadTooLargeError):
+            kind = FailureKind.USER
+        elif _is_transient(mapped):
+            kind = FailureKind.ENDPOINT_LOST
+            message += " (the task was never accepted; it may be resent)"
+        self._fail(result, kind, message, type(mapped).__name__)
 
     def _fail(
         self,
@@ -305,60 +432,100 @@ class GlobusTransport:
     ) -> None:
         result.fail(transport_failure(kind, message, self.site, exception_type))
 
-    # -- endpoint watch --------------------------------------------------------------
+    # -- cancelling ------------------------------------------------------------------
 
-    def _watch(self) -> None:
-        """Poll the endpoint's status while tasks are in flight; fail them if lost."""
-        assert self._status_client is not None
-        while not self._closing.wait(self.link.status_poll_s):
-            if not self._pending:
-                self._offline_since = None
-                continue
-            try:
-                status = endpoint_status(self._status_client, self.endpoint_id)
-            except ColmenaFXError as exc:  # the service, not the endpoint: keep going
-                self._detail = str(exc)
-                continue
-            except Exception as exc:  # never let the watch die unseen
-                log.exception(
-                    "site %s: cannot ask for the endpoint's status", self.site
-                )
-                self._detail = f"status unknown: {type(exc).__name__}: {exc}"
-                continue
-            now = time.monotonic()
-            if status.get("status") == "online":
-                self._last_online, self._offline_since = now, None
-                self._detail = ""
-                continue
-            self._offline_since = self._offline_since or now
-            offline_s = now - self._offline_since
-            self._detail = f"endpoint offline for {offline_s:.0f} s"
-            if offline_s >= self.link.lost_after_s:
-                reason = (
-                    f"the endpoint of site {self.site!r} ({self.endpoint_id}) has "
-                    f"been offline for {offline_s:.0f} s, as Globus Compute reports "
-                    f"it; its tasks in flight are lost"
-                )
-                log.error("%s", reason)
-                self._pending.fail_all(FailureKind.ENDPOINT_LOST, reason, self.site)
-                self._offline_since = None
+    def cancel(self, task_id: str, failure: Failure) -> bool:
+        """Complete the task now with `failure`.
+
+        Globus Compute has no route to cancel a task (SDK 4.19): a task still
+        queued in the SDK is never sent, but one the service accepted still runs
+        on the endpoint, and its result is dropped when it comes.
+        """
+        sent = self._tasks.pop(task_id)
+        if sent is None:
+            return False
+        if sent.remote_id:
+            log.info("site %s: task %s (%s) cancelled here; its endpoint may still "
+                     "run it", self.site, task_id, sent.remote_id)  # fmt: skip
+        if sent.compute is not None and not sent.compute.task_id:
+            sent.compute.cancel()
+        if sent.executor is not None and sent.remote_id:
+            sent.executor.forget([sent.remote_id])
+        sent.result.fail(failure)
+        sent.future.set_result(sent.result)
+        return True
+
+    # -- completing from the watch --------------------------------------------------
+
+    def _deliver(self, sent: Sent, outcome: TaskOutcome) -> bool:
+        """Complete the task from the service's record; False if it was already."""
+        if self._tasks.pop(sent.task_id) is None:
+            return False
+        if sent.executor is not None and sent.remote_id:
+            sent.executor.forget([sent.remote_id])
+        result = sent.result
+        if outcome.error is not None:
+            gcformat.fail_from_engine(outcome.error, result)
+        elif outcome.undecodable is not None:
+            message = (
+                f"cannot read the result Globus Compute holds: {outcome.undecodable}"
+            )
+            self._fail(result, FailureKind.INFRASTRUCTURE, message)
+        else:
+            self._apply(outcome.value, result)
+        self._received(sent)
+        return True
+
+    def _lost(self, sent: Sent, reason: str) -> bool:
+        """Fail the task as lost; False if it was completed already."""
+        if self._tasks.pop(sent.task_id) is None:
+            return False
+        log.debug("site %s: task %s: %s", self.site, sent.task_id, reason)
+        self._complete_failed(sent, FailureKind.ENDPOINT_LOST, reason)
+        return True
+
+    def _close_idle_retired(self) -> None:
+        for executor in [e for e in self._retired if not e.watching]:
+            self._retired.remove(executor)
+            executor.close()
 
     def status(self) -> TransportStatus:
-        in_flight = len(self._pending)
+        watch, current = self._watch, self.health.current
+        view = watch.view if watch is not None else EndpointView()
         heard = (
-            None if self._last_online is None else time.monotonic() - self._last_online
+            None if view.last_online is None else time.monotonic() - view.last_online
         )
         return TransportStatus(
             site=self.site,
             transport="globus",
             state=self._state,
-            in_flight=in_flight,
+            in_flight=len(self._tasks),
             remote_host=str(self.link.endpoint_id),
             last_heard_s=heard,
-            detail=self._detail,
+            detail=watch.detail if watch is not None else "",
+            health=current.health,
+            health_reason=current.reason,
+            health_since=current.since,
+            capacity=view.capacity,
         )
 
 
-def _submission_size(inputs: bytes) -> int:
-    """Bytes of the submit request a task adds: its payload goes as base64 lines."""
-    return serialize.encoded_size(len(inputs)) + _REQUEST_OVERHEAD_BYTES
+def _is_engine_report(task: ComputeFuture) -> bool:
+    """Whether the SDK completed an accepted task from the endpoint's own result
+    (a value or the engine's error report), rather than giving up on it."""
+    error = task.exception()
+    return error is None or isinstance(error, TaskExecutionFailed)
+
+
+def _sdk_error(task: ComputeFuture) -> str:
+    if task.cancelled():
+        return "cancelled"
+    error = task.exception()
+    return f"{type(error).__name__}: {error}"
+
+
+def _is_transient(error: ServiceError) -> bool:
+    """Refusals that may pass when sent again later."""
+    if isinstance(error, RateLimitError | ServiceUnreachableError):
+        return True
+    return error.http_status is not None and error.http_status >= 500

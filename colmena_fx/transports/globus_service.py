@@ -25,6 +25,7 @@ from colmena_fx.exceptions import ServiceUnreachableError
 from colmena_fx.exceptions import SubmissionTooLargeError
 from colmena_fx.exceptions import UnknownEndpointError
 from colmena_fx.limits import SUBMIT_LIMIT_BYTES
+from colmena_fx.units import format_size
 
 ACCESS_TOKEN_ENV = "COLMENA_FX_GLOBUS_ACCESS_TOKEN"
 
@@ -169,11 +170,13 @@ def translate(
     exc: globus_sdk.GlobusAPIError | globus_sdk.NetworkError,
     doing: str,
     client: Client | None = None,
+    submit_limit: int = SUBMIT_LIMIT_BYTES,
 ) -> ServiceError:
     """The service's error as one of ours, with a message that says what to do.
 
     A network failure names the address; an answer keeps its status, code and
-    request id as the error's fields.
+    request id as the error's fields. `submit_limit` is the site's request limit
+    (`globus.submit_limit`), quoted when a submission was too large.
     """
     url = service_address(client) if client is not None else None
     if isinstance(exc, globus_sdk.NetworkError):
@@ -203,9 +206,10 @@ def translate(
     if status == 413:
         return SubmissionTooLargeError(
             f"Globus Compute refused the submission as too large while {doing} "
-            f"({detail}); its limit is {SUBMIT_LIMIT_BYTES / 1e6:.0f} MB per "
-            f"request: send large values by reference (a store under 'data.stores' "
-            f"in the federation file), or lower the site's globus.batch_size",
+            f"({detail}); the site's limit is {format_size(submit_limit)} per "
+            f"request (globus.submit_limit): send large values by reference (a "
+            f"store under 'data.stores' in the federation file), lower the site's "
+            f"globus.batch_size, or set globus.submit_limit to the service's limit",
             **fields,
         )
     if status == 429:

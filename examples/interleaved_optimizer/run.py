@@ -34,19 +34,23 @@ from examples.interleaved_optimizer.thinker import Settings
 
 
 def workers_for(federation: Federation, method: str, topic: str) -> int:
-    """How many tasks of `method` its site runs at once, as its site file says.
+    """How many tasks of `method` its sites run at once, as their site files say.
 
     The thinker keeps exactly that many simulations in flight. The engine block
     names it `max_workers_per_node` (GlobusComputeEngine, one node here) or
     `max_workers` (process and thread pools).
     """
-    site = federation.route(method).site_for(topic)
-    engine = federation.sites[site].engine or {}
-    for key in ("max_workers_per_node", "max_workers"):
-        value = engine.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return os.cpu_count() or 1
+    total = 0
+    for site in federation.route(method).sites_for(topic):
+        engine = federation.sites[site].engine or {}
+        for key in ("max_workers_per_node", "max_workers"):
+            value = engine.get(key)
+            if isinstance(value, int) and value > 0:
+                total += value
+                break
+        else:
+            total += os.cpu_count() or 1
+    return total
 
 
 def _parser() -> argparse.ArgumentParser:

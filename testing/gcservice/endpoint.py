@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 from typing import Any
 
 import yaml
@@ -41,8 +42,11 @@ class EndpointProcess:
         self.endpoint_id: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 60.0) -> EndpointProcess:
-        creds = self.service.register_endpoint(self.name)
+    def start(
+        self, timeout_s: float = 60.0, endpoint_id: str | None = None
+    ) -> EndpointProcess:
+        """Register (again, under `endpoint_id`) and start the endpoint process."""
+        creds = self.service.register_endpoint(self.name, endpoint_id)
         self.endpoint_id = creds["endpoint_id"]
         endpoint_dir = self.directory / self.name
         endpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -59,8 +63,18 @@ class EndpointProcess:
                 filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
             ),
         }
-        log = (self.directory / f"{self.name}.out").open("wb")
-        self._process = subprocess.Popen(
+        with (self.directory / f"{self.name}.out").open("ab") as log:
+            self._process = self._spawn(bin_dir, env, log)
+        assert self._process.stdin is not None
+        self._process.stdin.write(stdin.encode())
+        self._process.stdin.close()
+        self._wait_online(timeout_s)
+        return self
+
+    def _spawn(
+        self, bin_dir: str, env: dict[str, str], log: IO[bytes]
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 str(Path(bin_dir) / "globus-compute-endpoint"),
                 "_start-user-endpoint",
@@ -73,11 +87,6 @@ class EndpointProcess:
             cwd=self.directory,
             start_new_session=True,
         )
-        assert self._process.stdin is not None
-        self._process.stdin.write(stdin.encode())
-        self._process.stdin.close()
-        self._wait_online(timeout_s)
-        return self
 
     def _wait_online(self, timeout_s: float) -> None:
         assert self._process is not None and self.endpoint_id is not None
@@ -91,6 +100,18 @@ class EndpointProcess:
         output = self.output()[-3000:]
         self.kill()
         raise RuntimeError(f"endpoint {self.name} did not come online:\n{output}")
+
+    def restart(self, timeout_s: float = 60.0) -> EndpointProcess:
+        """Crash the endpoint and start it again under the same id, as a facility's
+        process supervisor would: the queues (and the broker's unacknowledged
+        deliveries, requeued when the old process's connection dropped) are kept,
+        everything the old process had taken from them is gone."""
+        self.kill()
+        # The endpoint refuses to start for three heartbeat periods (15 s at least)
+        # after a crash, unless the PID file of the dead process is removed, as its
+        # message says to do and a supervisor that saw the process die may.
+        (self.directory / self.name / "daemon.pid").unlink(missing_ok=True)
+        return self.start(timeout_s, endpoint_id=self.endpoint_id)
 
     def output(self) -> str:
         path = self.directory / f"{self.name}.out"

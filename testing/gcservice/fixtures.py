@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from colmena_fx.federation import Federation
 from colmena_fx.transports.globus_service import ACCESS_TOKEN_ENV
 from testing import leaks
 from testing.gcservice.broker import RabbitMQBroker
@@ -62,6 +63,16 @@ def start_endpoint(
     yield start
     for endpoint in started:
         endpoint.stop()
+    compute_service.reset_faults()  # whatever the test switched on
+
+
+@pytest.fixture
+def federations() -> Iterator[list[Federation]]:
+    """Federations a test started by hand; each is stopped after the test."""
+    started: list[Federation] = []
+    yield started
+    for federation in started:
+        federation.stop()
 
 
 def write_globus_site(

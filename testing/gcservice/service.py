@@ -6,7 +6,9 @@ and does the service's AMQP work: it publishes each submitted task to its
 endpoint's task queue in the form the endpoint's interchange consumes, and forwards
 each result the endpoint publishes to the task group's queue the SDK consumes.
 Faults a real service shows (unknown endpoint, bad token, rate limit, oversize
-submission) can be switched on per test.
+submission, a refused or slow request, an endpoint reported offline, a status route
+that errors, a result that never reaches the result queue) can be switched on per
+test, and `reset_faults` switches them all off.
 
 It follows the internals of globus-compute-sdk/endpoint 4.19 (see pyproject.toml).
 """
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 #: The service refuses submissions larger than this (10 MB).
 SUBMIT_LIMIT_BYTES = 10 * 1000 * 1000
 RESULT_QUEUE_PREFIX = "standin.results."
+#: The service's error codes for the statuses tests make it answer with.
+_CODES = {413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMIT_EXCEEDED",
+          500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}  # fmt: skip
 TASKS_EXCHANGE = "standin.tasks"
 RESULTS_EXCHANGE = "standin.results"
 HEARTBEATS_EXCHANGE = "standin.heartbeats"
@@ -58,6 +63,15 @@ class EndpointRecord:
 
 
 @dataclass
+class Refusal:
+    """Submission requests to answer with an error, whatever they hold."""
+
+    status: int
+    count: int
+    delay_s: float
+
+
+@dataclass
 class TaskRecord:
     task_id: str
     function_id: str
@@ -65,6 +79,8 @@ class TaskRecord:
     task_group_id: str
     status: str = "waiting-for-ep"
     result: Result | None = None
+    #: When the result came (seconds since the epoch), as the service reports it.
+    completion_t: float | None = None
     #: What the submit request asked for, for tests that check pass-through.
     resource_specification: dict[str, Any] | None = None
     user_endpoint_config: dict[str, Any] | None = None
@@ -73,21 +89,75 @@ class TaskRecord:
 class ComputeServiceStandIn:
     """HTTP routes on 127.0.0.1 (a free port) plus the AMQP relay; start, then stop."""
 
-    def __init__(self, broker_url: str, token: str = "stand-in-token") -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        token: str = "stand-in-token",
+        submit_limit_bytes: int = SUBMIT_LIMIT_BYTES,
+    ) -> None:
         self.broker_url = broker_url
         self.token = token
         self.functions: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, EndpointRecord] = {}
         self.tasks: dict[str, TaskRecord] = {}
-        #: Requests larger than this are refused with 413, as the service does.
-        self.submit_limit_bytes = SUBMIT_LIMIT_BYTES
-        #: Set to a number of seconds to answer submissions with 429 (rate limit).
+        #: The body size of every submission request, in order (tests check counts).
+        self.submit_sizes: list[int] = []
+        self._default_limit = submit_limit_bytes
+        self.submit_limit_bytes = submit_limit_bytes
         self.rate_limited_for_s: float | None = None
+        self.status_error: int | None = None
+        self.forward_results = True
+        self._offline: set[str] = set()
+        self._refusals: list[Refusal] = []
         self._lock = threading.Lock()
         self._publish_lock = threading.Lock()
         self._publisher: pika.BlockingConnection | None = None
         self._relay: _Relay | None = None
         self._http: ThreadingHTTPServer | None = None
+
+    # -- faults ----------------------------------------------------------------------
+
+    def reset_faults(self) -> None:
+        """Switch every fault off (the service is shared by a whole test session)."""
+        #: Requests larger than this are refused with 413, as the service does.
+        self.submit_limit_bytes = self._default_limit
+        #: Set to a number of seconds to answer submissions with 429 (rate limit).
+        self.rate_limited_for_s = None
+        #: Set to an HTTP status to answer every endpoint status request with it.
+        self.status_error = None
+        #: False: results are recorded (task status shows them) but never reach
+        #: the task group's result queue, as when the service loses a message.
+        self.forward_results = True
+        with self._lock:
+            self._offline = set()
+            self._refusals = []
+
+    def refuse_submissions(
+        self, status: int, count: int = 1, delay_s: float = 0.0
+    ) -> None:
+        """Answer the next `count` submission requests with `status` (413, 429,
+        503, ...), each after `delay_s`, whatever they hold."""
+        with self._lock:
+            self._refusals.append(Refusal(status, count, delay_s))
+
+    def set_offline(self, endpoint_id: str, offline: bool = True) -> None:
+        """Report the endpoint offline whatever its heartbeats say, as the service
+        does when they stop reaching it (a network split), or online again."""
+        with self._lock:
+            if offline:
+                self._offline.add(endpoint_id)
+            else:
+                self._offline.discard(endpoint_id)
+
+    def _refusal(self) -> Refusal | None:
+        with self._lock:
+            if not self._refusals:
+                return None
+            refusal = self._refusals[0]
+            refusal.count -= 1
+            if refusal.count <= 0:
+                self._refusals.pop(0)
+            return refusal
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -95,7 +165,7 @@ class ComputeServiceStandIn:
     def url(self) -> str:
         assert self._http is not None, "start the stand-in first"
         host, port = self._http.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> ComputeServiceStandIn:
         # A blocking connection answers heartbeats only while it is used, and this
@@ -128,9 +198,18 @@ class ComputeServiceStandIn:
 
     # -- endpoints -------------------------------------------------------------------
 
-    def register_endpoint(self, name: str) -> dict[str, Any]:
-        """Create an endpoint's queues; returns the `amqp_creds` its process needs."""
-        endpoint_id = str(uuid.uuid4())
+    def register_endpoint(
+        self, name: str, endpoint_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create an endpoint's queues; returns the `amqp_creds` its process needs.
+
+        With the `endpoint_id` of an endpoint registered before (a restart, as the
+        real service's registration route takes the id from the endpoint's
+        directory), the same queues are handed out again, tasks still in them
+        included.
+        """
+        endpoint_id = endpoint_id or str(uuid.uuid4())
+        again = endpoint_id in self.endpoints
         queues = {
             "task": (TASKS_EXCHANGE, f"{endpoint_id}.tasks"),
             "result": (RESULTS_EXCHANGE, f"{endpoint_id}.results"),
@@ -144,9 +223,14 @@ class ComputeServiceStandIn:
                 channel.queue_bind(queue, exchange, routing_key=queue)
             channel.close()
         with self._lock:
-            self.endpoints[endpoint_id] = EndpointRecord(endpoint_id, name)
-        assert self._relay is not None
-        self._relay.consume(queues["result"][1], queues["heartbeat"][1])
+            if again:  # its status comes from the new process's heartbeats
+                record = self.endpoints[endpoint_id]
+                record.last_heartbeat, record.state = None, {}
+            else:
+                self.endpoints[endpoint_id] = EndpointRecord(endpoint_id, name)
+        if not again:
+            assert self._relay is not None
+            self._relay.consume(queues["result"][1], queues["heartbeat"][1])
 
         def publishing(kind: str) -> dict[str, Any]:
             exchange, queue = queues[kind]
@@ -187,6 +271,7 @@ class ComputeServiceStandIn:
                 time.time() - record.last_heartbeat < 3 * record.heartbeat_period
             )
             healthy = record.state.get("active", True) and "error" not in record.state
+            healthy = healthy and endpoint_id not in self._offline
             details = dict(record.state)
         online = fresh and healthy and self._consumers(f"{endpoint_id}.tasks") > 0
         return {"status": "online" if online else "offline", "details": details}
@@ -230,9 +315,24 @@ class ComputeServiceStandIn:
                 return None
             task.status = "failed" if result.is_error else "success"
             task.result = result
+            task.completion_t = time.time()
+            forward = self.forward_results
+        if not forward:
+            return None
         return f"{RESULT_QUEUE_PREFIX}{task.task_group_id}", body
 
     # -- routes ----------------------------------------------------------------------
+
+    def screen_submission(self, length: int) -> None:
+        """Note a submission request's size; refuse it if a test asked to."""
+        with self._lock:
+            self.submit_sizes.append(length)
+        refusal = self._refusal()
+        if refusal is None:
+            return
+        time.sleep(refusal.delay_s)
+        raise ApiError(refusal.status, _CODES.get(refusal.status, "REFUSED"),
+                       f"Refused by the stand-in ({refusal.status})")  # fmt: skip
 
     def check_token(self, header: str | None) -> None:
         if header != f"Bearer {self.token}":
@@ -261,6 +361,9 @@ class ComputeServiceStandIn:
                 "connection_url": self.broker_url}  # fmt: skip
 
     def _status(self, _body: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
+        if self.status_error is not None:
+            raise ApiError(self.status_error, "SERVICE_UNAVAILABLE",
+                           "Endpoint status is unavailable")  # fmt: skip
         return self.endpoint_status(endpoint_id)
 
     def _endpoint(self, _body: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
@@ -281,7 +384,8 @@ class ComputeServiceStandIn:
     def _batch_status(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             tasks = [self.tasks.get(t) for t in body.get("task_ids", [])]
-        return {"results": {t.task_id: _task_view(t) for t in tasks if t}}
+        return {"response": "batch",
+                "results": {t.task_id: _task_view(t) for t in tasks if t}}  # fmt: skip
 
     def _submit(self, body: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
         if self.rate_limited_for_s is not None:
@@ -347,11 +451,12 @@ def _task_view(task: TaskRecord) -> dict[str, Any]:
     if task.result is not None:
         key = "exception" if task.result.is_error else "result"
         view[key] = task.result.data
-        view["completion_t"] = str(time.time())
+        view["completion_t"] = str(task.completion_t)
     return view
 
 
 _Handler = Callable[..., Any]
+_SUBMIT_ROUTE = r"/v3/endpoints/([0-9a-f-]+)/submit"
 _ROUTES: list[tuple[str, str, _Handler]] = [
     (r"/v2/version", "GET", ComputeServiceStandIn._version),
     (r"/v3/functions", "POST", ComputeServiceStandIn._register_function),
@@ -360,7 +465,7 @@ _ROUTES: list[tuple[str, str, _Handler]] = [
     (r"/v2/endpoints/([0-9a-f-]+)", "GET", ComputeServiceStandIn._endpoint),
     (r"/v2/tasks/([0-9a-f-]+)", "GET", ComputeServiceStandIn._task),
     (r"/v2/batch_status", "POST", ComputeServiceStandIn._batch_status),
-    (r"/v3/endpoints/([0-9a-f-]+)/submit", "POST", ComputeServiceStandIn._submit),
+    (_SUBMIT_ROUTE, "POST", ComputeServiceStandIn._submit),
 ]
 
 
@@ -376,13 +481,15 @@ def _handler_for(service: ComputeServiceStandIn) -> type[BaseHTTPRequestHandler]
             raw = self.rfile.read(length) if length else b""
             try:
                 service.check_token(self.headers.get("Authorization"))
+                path = self.path.split("?", 1)[0]
+                if method == "POST" and re.fullmatch(_SUBMIT_ROUTE, path):
+                    service.screen_submission(length)
                 limit = service.submit_limit_bytes
                 if length > limit:
                     raise ApiError(413, "PAYLOAD_TOO_LARGE",
                                    f"Request payload of {length} bytes exceeds the "
                                    f"{limit} byte limit")  # fmt: skip
                 body = json.loads(raw) if raw else {}
-                path = self.path.split("?", 1)[0]
                 status, reply = 200, service.route(method, path, body)
             except ApiError as exc:
                 status = exc.status
