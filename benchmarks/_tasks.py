@@ -16,3 +16,16 @@ def noop() -> None:
 def checksum(array: object) -> float:
     """Read every element of an array: its bytes must have arrived to return."""
     return float(array.sum())  # type: ignore[attr-defined]
+
+
+def pause(seconds: float, value: object = None) -> object:
+    """Hold a worker for `seconds` without using the CPU: a task of known length.
+
+    `CFX_BENCH_SLOWDOWN` in the site's environment stretches it, to stand for a
+    site whose workers are slower.
+    """
+    import os
+    import time
+
+    time.sleep(seconds * float(os.environ.get("CFX_BENCH_SLOWDOWN", "1")))
+    return value
