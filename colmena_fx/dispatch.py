@@ -32,6 +32,7 @@ from colmena_fx.routing import Router
 from colmena_fx.routing import SiteView
 from colmena_fx.timers import Timer
 from colmena_fx.timers import Timers
+from colmena_fx.timers import backoff_s
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.health import USABLE
 
@@ -245,8 +246,12 @@ class Dispatcher:
         result.retries += 1
         result.success, result.failure = None, None
         lost = result.site
-        elsewhere = self.choose(task, avoid=lost)
-        delay = 0.0 if elsewhere and elsewhere[0] != lost else self._backoff(result)
+        # Not `choose`: it would spend a round-robin turn on a task not yet sent.
+        elsewhere = any(
+            view.name != lost and view.health in USABLE
+            for view in self.views(task.candidates)
+        )
+        delay = 0.0 if elsewhere else self._backoff(result)
         log.warning(
             "retrying task %s in %.2f s after: %s", result.task_id, delay, failure
         )
@@ -262,9 +267,9 @@ class Dispatcher:
         )
 
     def _backoff(self, result: Result) -> float:
-        backoff = self.config.retry
-        nominal = min(backoff.max_s, backoff.initial_s * 2.0 ** (result.retries - 1))
-        return nominal * random.uniform(1 - backoff.jitter, 1)
+        retry = self.config.retry
+        nominal = backoff_s(result.retries, retry.initial_s, retry.max_s)
+        return nominal * random.uniform(1 - retry.jitter, 1)
 
     def _time_out(self, task: Task) -> None:
         result = task.result

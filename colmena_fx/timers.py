@@ -18,6 +18,12 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
+def backoff_s(attempt: int, initial_s: float, max_s: float) -> float:
+    """The nominal wait before `attempt` (1, 2, ...): doubling from `initial_s`,
+    capped at `max_s`. Shared by task resends and endpoint restarts."""
+    return float(min(initial_s * 2.0 ** (attempt - 1), max_s))
+
+
 class Timer:
     """A scheduled call; `cancel` makes it a no-op (it stays queued until due)."""
 

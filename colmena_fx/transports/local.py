@@ -38,6 +38,7 @@ from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
+from colmena_fx.timers import backoff_s
 from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
@@ -65,7 +66,7 @@ def heartbeat_health(silence_s: float, period_s: float, timeout_s: float) -> Hea
 
 def backoff_delays(attempts: int, initial_s: float, max_s: float) -> list[float]:
     """The wait before each restart: doubling from `initial_s`, capped at `max_s`."""
-    return [min(initial_s * 2**n, max_s) for n in range(attempts)]
+    return [backoff_s(n, initial_s, max_s) for n in range(1, attempts + 1)]
 
 
 class _Stopping(Exception):
