@@ -41,7 +41,8 @@ class RestartConfig(StrictModel):
 
 
 class LocalLinkConfig(StrictModel):
-    """How the client reaches an embedded endpoint on this machine."""
+    """How the client reaches an endpoint on this machine: one it starts (embedded),
+    or one started with `colmena-fx endpoint start` (`attach`)."""
 
     #: `ipc`: a socket file in a private directory; `tcp`: a loopback port.
     link: Literal["ipc", "tcp"] = "ipc"
@@ -64,11 +65,24 @@ class LocalLinkConfig(StrictModel):
     env: dict[str, str] = Field(default_factory=dict)
     #: Restarting an endpoint that died (on by default).
     restart: RestartConfig = Field(default_factory=RestartConfig)
+    #: The connection file of an endpoint started with `colmena-fx endpoint
+    #: start`; the site's transport attaches to it instead of starting its own
+    #: (relative to the site file's directory).
+    attach: Path | None = None
+    #: Bytes of results (or a size such as "64 MB") an endpoint keeps in memory for
+    #: a client that is away (or has not acknowledged them yet); beyond that it
+    #: spills them to files in its run directory until they are acknowledged.
+    buffer_limit: int = Field(default=64 * 10**6, ge=0)
 
     @field_validator("tcp_host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
         return _loopback(value, "tcp_host")
+
+    @field_validator("buffer_limit", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("connect_via")
     @classmethod
@@ -198,10 +212,12 @@ class SiteConfig(StrictModel):
 
     @model_validator(mode="after")
     def _local_sites_have_an_engine(self) -> SiteConfig:
-        if self.transport == "local" and self.engine is None:
+        # An attached site's engine is the standalone endpoint's business.
+        if self.transport == "local" and self.engine is None and not self.local.attach:
             raise ValueError(
                 "a site with transport 'local' needs an 'engine' block: its "
-                "endpoint runs on this machine"
+                "endpoint runs on this machine (or 'local.attach', to use an "
+                "endpoint started with `colmena-fx endpoint start`)"
             )
         return self
 

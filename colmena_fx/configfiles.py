@@ -7,6 +7,8 @@ federation file (or the reverse), a bad key, a route to an unknown site or store
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
@@ -73,6 +75,10 @@ def load_site(path: str | Path) -> SiteConfig:
     data.setdefault("name", path.stem)
     site = validate(SiteConfig, data, path)
     site.source = path
+    attach = site.local.attach
+    if attach is not None and not attach.is_absolute():
+        # As the federation file's site paths are: wherever the client runs.
+        site.local.attach = Path(os.path.abspath(path.parent / attach))
     return site
 
 
@@ -148,3 +154,34 @@ def _check_data(
                         f"{declared.sites}), but {method!r} runs on {site!r} for "
                         f"a thinker on the client"
                     )
+
+
+def resolve_functions(
+    config: FederationConfig, methods: list[Callable[..., Any]]
+) -> dict[str, Callable[..., Any]]:
+    """Each routed method's function: given in Python, or imported by the route's
+    `function`; a `ConfigError` names the method and what to add."""
+    where = config.source or "the federation file"
+    given = {fn.__name__: fn for fn in methods}
+    for name in given:
+        if name not in config.methods:
+            raise ConfigError(
+                f"{where}: method {name!r} is not routed: add 'methods.{name}.site'"
+            )
+    functions: dict[str, Callable[..., Any]] = {}
+    for name, route in config.methods.items():
+        if name in given:
+            functions[name] = given[name]
+        elif route.function is not None:
+            try:
+                functions[name] = route.import_function()
+            except ConfigError as exc:
+                raise ConfigError(  # chained to the module's own error
+                    f"{where}: key 'methods.{name}.function': {exc}"
+                ) from exc.__cause__
+        else:
+            raise ConfigError(
+                f"{where}: method {name!r} has no function: pass it in "
+                f"Federation(methods=[...]) or set 'methods.{name}.function'"
+            )
+    return functions

@@ -59,6 +59,9 @@ class Task:
     deadline: Timer | None = None
     #: Why the last attempt failed, delivered if no other attempt can be made.
     last_failure: Failure | None = None
+    #: Resends because the client restarted: retries, but not the task's fault,
+    #: so not counted against `max_retries`.
+    restarts: int = 0
 
 
 Deliver = Callable[[Result], None]
@@ -157,6 +160,26 @@ class Dispatcher:
                 task.timeout_s, lambda: self._time_out(task)
             )
 
+    def adopt(self, task: Task, site: str, future: Future[Result]) -> None:
+        """File a task that `site` took back after a client restart (`reattach`)."""
+        self.add(task)
+        with self._lock:
+            task.future = future
+            self._sent_to[site] += 1
+        future.add_done_callback(lambda done: self._on_done(task, done))
+
+    def resend(self, task: Task, reason: str, message: str) -> None:
+        """File a task whose attempt was lost without a failure of its own (the
+        client restarted) and send it again, as a retry with `reason`."""
+        self.add(task)
+        result = task.result
+        self.journal.record(
+            "retried", {**brief(result), "failure": message, "reason": reason}
+        )
+        result.retries += 1
+        task.restarts += 1
+        self.timers.call_soon(lambda: self._try_send(task))
+
     def discard(self, task: Task) -> None:
         """Forget a task whose first send raised in the caller's thread."""
         with self._lock:
@@ -236,12 +259,15 @@ class Dispatcher:
             if task.future is not future or result.task_id not in self._tasks:
                 return  # delivered already (timed out on its way to the site)
             task.future = None
-        if not self._should_retry(result):
+        if not self._should_retry(task):
             self._finish(task)
             return
         failure = result.failure
         assert failure is not None
-        self.journal.record("retried", {**brief(result), "failure": str(failure)})
+        self.journal.record(
+            "retried",
+            {**brief(result), "failure": str(failure), "reason": failure.kind.value},
+        )
         task.last_failure = failure
         result.retries += 1
         result.success, result.failure = None, None
@@ -257,13 +283,14 @@ class Dispatcher:
         )
         self.timers.call_later(delay, lambda: self._try_send(task, avoid=lost))
 
-    def _should_retry(self, result: Result) -> bool:
-        failure = result.failure
+    def _should_retry(self, task: Task) -> bool:
+        result, failure = task.result, task.result.failure
+        retries = result.retries - task.restarts
         return (
             self._running
             and failure is not None
             and failure.kind in _RETRYABLE
-            and result.retries < self.config.methods[result.method].max_retries
+            and retries < self.config.methods[result.method].max_retries
         )
 
     def _backoff(self, result: Result) -> float:

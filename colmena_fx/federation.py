@@ -19,36 +19,36 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import PydanticSerializationError
-from pydantic_core import to_json
-
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.configfiles import load_federation
+from colmena_fx.configfiles import resolve_functions
 from colmena_fx.data.manager import DataManager
 from colmena_fx.dispatch import Dispatcher
 from colmena_fx.dispatch import Task
 from colmena_fx.dispatch import brief
-from colmena_fx.exceptions import ConfigError
 from colmena_fx.exceptions import FederationNotRunningError
 from colmena_fx.exceptions import UnknownMethodError
 from colmena_fx.exceptions import UnknownSiteError
 from colmena_fx.exceptions import UsageError
+from colmena_fx.healthhub import HealthHub
 from colmena_fx.journal import Journal
+from colmena_fx.journal import check_journalable
 from colmena_fx.latency.recorder import LatencyRecorder
-from colmena_fx.models import HOST
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
+from colmena_fx.replay import RunReplay
+from colmena_fx.resume import resume_run
 from colmena_fx.routing import Router
 from colmena_fx.routing import ServiceEstimates
-from colmena_fx.rundir import new_run_dir
+from colmena_fx.runfiles import read_snapshot
+from colmena_fx.runlog import RunLog
 from colmena_fx.taskcontext import TaskContext
 from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
-from colmena_fx.transports.health import USABLE
 from colmena_fx.transports.health import HealthChange
 
 log = logging.getLogger(__name__)
@@ -63,18 +63,28 @@ class Federation:
         sites: dict[str, SiteConfig],
         methods: Iterable[Callable[..., Any]] = (),
         run_dir: Path | None = None,
+        resume: Path | None = None,
     ) -> None:
         self.config = config
         self.sites = sites
-        self._functions = self._resolve_functions(config, list(methods))
+        self._functions = resolve_functions(config, list(methods))
         self._run_dir_parent = Path(run_dir) if run_dir else config.run_dir
+        #: The run directory to pick up again at `start`, instead of a new one.
+        self._resume_dir = Path(resume) if resume is not None else None
         self.run_dir: Path | None = None
+        self._run: RunLog | None = None
+        #: After resuming: the results the thinker took before the client
+        #: stopped, in the order it took them, to rebuild its state from.
+        self.resumed: list[Result] = []
+        #: After resuming: the earlier client's tasks whose results are still to
+        #: come (redelivered, reattached or sent again), in submission order.
+        self.resumed_pending: list[Result] = []
         self.transports: dict[str, Transport] = {}
         self._topics: dict[str, queue.Queue[Result]] = {}
         self._topics_lock = threading.Lock()
         self._running = False
         self._dispatch: Dispatcher | None = None
-        self._health_callbacks: list[Callable[[HealthChange], None]] = []
+        self._health = HealthHub()
         self.estimates = ServiceEstimates()
         self.journal: Journal | None = None
         #: Clock offsets and per-hop latency of the current (or last) run.
@@ -89,41 +99,33 @@ class Federation:
         path: str | Path,
         methods: Iterable[Callable[..., Any]] = (),
         run_dir: Path | None = None,
+        resume: str | Path | None = None,
     ) -> Federation:
-        """The federation described by a federation file (sites relative to it)."""
+        """The federation described by a federation file (sites relative to it).
+
+        With `resume`, `start` picks that run directory up again, with the
+        settings of the file as it is now (a site fixed meanwhile, say).
+        """
         config, sites = load_federation(path)
         if run_dir is None and not config.run_dir.is_absolute():
             run_dir = Path.cwd() / config.run_dir
-        return cls(config, sites, methods=methods, run_dir=run_dir)
+        return cls(
+            config, sites, methods=methods, run_dir=run_dir,
+            resume=Path(resume) if resume is not None else None,
+        )  # fmt: skip
 
-    @staticmethod
-    def _resolve_functions(
-        config: FederationConfig, methods: list[Callable[..., Any]]
-    ) -> dict[str, Callable[..., Any]]:
-        where = config.source or "the federation file"
-        given = {fn.__name__: fn for fn in methods}
-        for name in given:
-            if name not in config.methods:
-                raise ConfigError(
-                    f"{where}: method {name!r} is not routed: add 'methods.{name}.site'"
-                )
-        functions: dict[str, Callable[..., Any]] = {}
-        for name, route in config.methods.items():
-            if name in given:
-                functions[name] = given[name]
-            elif route.function is not None:
-                try:
-                    functions[name] = route.import_function()
-                except ConfigError as exc:
-                    raise ConfigError(  # chained to the module's own error
-                        f"{where}: key 'methods.{name}.function': {exc}"
-                    ) from exc.__cause__
-            else:
-                raise ConfigError(
-                    f"{where}: method {name!r} has no function: pass it in "
-                    f"Federation(methods=[...]) or set 'methods.{name}.function'"
-                )
-        return functions
+    @classmethod
+    def resume(
+        cls, run_dir: str | Path, methods: Iterable[Callable[..., Any]] = ()
+    ) -> Federation:
+        """The federation of an earlier run, with its settings; `start` resumes it.
+
+        Results that finished but were never taken are delivered again, tasks
+        still at a site that can give them back are taken back, and the rest are
+        sent again exactly as they were submitted (README, "Resuming a campaign").
+        """
+        config, sites = read_snapshot(Path(run_dir))
+        return cls(config, sites, methods=methods, resume=Path(run_dir))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -131,10 +133,13 @@ class Federation:
         """Start every site's transport (in parallel) and the journal."""
         if self._running:
             return self
-        self.run_dir = new_run_dir(self._run_dir_parent, self.config.name)
-        self.journal = Journal(self.run_dir)
-        self.journal.start()
-        self.journal.record("run", self._run_record())
+        replay: RunReplay | None = None
+        if self._resume_dir is not None:
+            self._run, replay = RunLog.reopen(self._resume_dir)
+        else:
+            self._run = RunLog.create(self._run_dir_parent, self.config, self.sites)
+        self.run_dir, self.journal = self._run.run_dir, self._run.journal
+        self._health.journal = self.journal
         self.latency = LatencyRecorder(
             synchronized=self.config.clocks == "synchronized"
         )
@@ -142,7 +147,7 @@ class Federation:
         try:  # before the sites: a store that is down fails the start at once
             self.data.start(self.run_dir.name, on_stamp=self._on_late_stamp)
         except BaseException:
-            self.journal.close()
+            self._run.close()
             raise
         for name, site in self.sites.items():
             transport = make_transport(
@@ -151,7 +156,7 @@ class Federation:
                 routes=self.config.methods,
                 on_accepted=self._on_accepted,
             )
-            transport.health.listener = self._on_health
+            transport.health.listener = self._health
             self.transports[name] = transport
         self._dispatch = Dispatcher(
             self.config,
@@ -161,6 +166,8 @@ class Federation:
             self._deliver,
         )
         self._dispatch.start()
+        dispatch = self._dispatch
+        self._health.on_usable = lambda: dispatch.timers.call_soon(dispatch.wake)
         with ThreadPoolExecutor(len(self.transports) or 1) as pool:
             starts = {name: pool.submit(t.start) for name, t in self.transports.items()}
         failures = {name: f.exception() for name, f in starts.items() if f.exception()}
@@ -168,22 +175,30 @@ class Federation:
             self._dispatch.close()
             self._stop_transports()
             self.data.stop()
-            self.journal.close()
+            self._run.close()
             for name, exc in failures.items():  # all of them, not only the first
                 log.error("site %s did not start: %s", name, exc)
             raise next(iter(failures.values()))  # type: ignore[misc]
         self._running = True
+        if replay is not None:
+            self._resume(replay)
         log.info("federation %s running in %s", self.config.name, self.run_dir)
         return self
 
-    def _run_record(self) -> dict[str, Any]:
-        """What a report needs to know about the run besides its tasks."""
-        return {
-            "federation": self.config.name,
-            "client_host": HOST,
-            "clocks": self.config.clocks,
-            "sites": {name: site.transport for name, site in self.sites.items()},
-        }
+    def _resume(self, replay: RunReplay) -> None:
+        assert self._dispatch is not None and self.journal is not None
+        done = resume_run(
+            replay, self.config, self._functions, self.transports, self._dispatch,
+            self.journal, redeliver=self._redeliver, fail=self._deliver,
+        )  # fmt: skip
+        self.resumed, self.resumed_pending = done.delivered, done.pending
+        for result in done.delivered:  # the live view counts the whole run
+            self.latency.completed(result)
+
+    def _redeliver(self, result: Result) -> None:
+        """A result the earlier client had and the thinker never took."""
+        self._topic(result.topic).put(result)
+        self.latency.completed(result)
 
     def stop(self) -> None:
         """Stop every site; tasks not yet finished are delivered as failures.
@@ -195,14 +210,16 @@ class Federation:
             return
         self._running = False
         assert self._dispatch is not None
+        unfinished = len(self._dispatch.unfinished())
         self._dispatch.close()
         self._stop_transports()
         self._dispatch.fail_waiting()
         self.data.stop()
-        if self.journal is not None:
-            self.journal.close()
-            if self.journal.error is not None:
-                raise self.journal.error
+        assert self._run is not None
+        self._run.journal.record("stopped", {"unfinished": unfinished})
+        self._run.close()
+        if self._run.error is not None:
+            raise self._run.error
 
     def _stop_transports(self) -> None:
         with ThreadPoolExecutor(len(self.transports) or 1) as pool:
@@ -222,26 +239,11 @@ class Federation:
         It runs on the thread that noticed (a transport's): keep it short, e.g.
         put the change on a queue or set an event for the thinker.
         """
-        self._health_callbacks.append(callback)
+        self._health.callbacks.append(callback)
 
     def health(self) -> dict[str, HealthChange]:
         """Each site's health now, with its reason and since when."""
         return {name: t.health.current for name, t in self.transports.items()}
-
-    def _on_health(self, change: HealthChange) -> None:
-        if self.journal is not None:
-            self.journal.record(
-                "health",
-                {"site": change.site, "health": change.health.value,
-                 "reason": change.reason, "since": change.since},
-            )  # fmt: skip
-        for callback in list(self._health_callbacks):
-            try:
-                callback(change)
-            except Exception:
-                log.exception("health callback %r failed", callback)
-        if change.health in USABLE and self._dispatch is not None:
-            self._dispatch.timers.call_soon(self._dispatch.wake)
 
     # -- tasks -----------------------------------------------------------------------
 
@@ -279,11 +281,11 @@ class Federation:
             raise FederationNotRunningError(
                 "start the federation before submitting tasks"
             )
-        assert self.journal is not None
-        if self.journal.error is not None:
-            raise self.journal.error
+        assert self._run is not None
+        if self._run.error is not None:
+            raise self._run.error
         route = self.route(method)
-        _check_journalable(topic, task_info)
+        check_journalable(topic, task_info)
         if timeout_s is not None and not timeout_s > 0:
             raise UsageError(f"timeout_s must be a positive number, not {timeout_s!r}")
         candidates = route.sites_for(topic)
@@ -318,6 +320,11 @@ class Federation:
         result.inputs = self.data.pack(result, args, kwargs, context)
         result.sizes.inputs = len(result.inputs)
         result.stamp(Stamp.SERIALIZED)
+        try:  # on disk before it is sent: a client restart can send it again
+            self._run.store.request(result, task.candidates, task.timeout_s)
+        except BaseException:
+            self.data.abandoned(result)
+            raise
         self._dispatch.add(task)
         if choice is None:
             result.site = None
@@ -332,7 +339,9 @@ class Federation:
         return result.task_id
 
     def _on_accepted(self, result: Result) -> None:
-        """A site's service gave the task its own id: journal it at once."""
+        """A site's service gave the task its own id: keep it, and journal it."""
+        if self._run is not None:
+            self._run.keep_accepted(result)
         if self.journal is not None:
             self.journal.record(
                 "accepted",
@@ -341,7 +350,9 @@ class Federation:
             )  # fmt: skip
 
     def _deliver(self, result: Result) -> None:
-        """A task finished for good: journal it and queue it for its topic."""
+        """A task finished for good: keep it, journal it, queue it for its topic."""
+        if self._run is not None:  # before the thinker can take it
+            self._run.keep_result(result)
         if self.journal is not None:
             self.journal.record("completed", brief(result))
         self.data.completed(result)
@@ -366,6 +377,8 @@ class Federation:
             return None
         delivered = result.stamp(Stamp.DELIVERED)
         result.inputs = b""  # the caller has them; keep the record small
+        if self._run is not None:  # at once: a result taken is never redelivered
+            self._run.keep_taken(result)
         if self.journal is not None:
             self.journal.record_result("delivered", result)
         self.latency.stamped(result.task_id, Stamp.DELIVERED, delivered.time_ns)
@@ -403,23 +416,4 @@ class Federation:
         except KeyError:
             raise UnknownSiteError(
                 f"unknown site {site!r}: the federation has {sorted(self.sites)}"
-            ) from None
-
-
-def _check_journalable(topic: object, task_info: dict[str, Any] | None) -> None:
-    """Refuse now what the journal could not record later (and would lose)."""
-    if not isinstance(topic, str):
-        raise UsageError(f"topic must be a string, not {type(topic).__name__}")
-    if task_info is None:
-        return
-    if not isinstance(task_info, dict):
-        raise UsageError(f"task_info must be a dict, not {type(task_info).__name__}")
-    for key, value in task_info.items():
-        try:
-            to_json({key: value})
-        except PydanticSerializationError as exc:
-            raise UsageError(
-                f"task_info[{key!r}] is a {type(value).__name__}, which the journal "
-                f"cannot record as JSON ({exc}): pass plain numbers, strings, lists "
-                f"and dicts (for a numpy array, .tolist())"
             ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -19,14 +20,21 @@ from pathlib import Path
 from typing import Any
 from typing import TextIO
 
+from pydantic_core import PydanticSerializationError
+from pydantic_core import to_json
+
 from colmena_fx.exceptions import RunDirectoryError
+from colmena_fx.exceptions import UsageError
 from colmena_fx.models import Result
+from colmena_fx.records import RecordFile
 from colmena_fx.rundir import FEDERATION_FIX
 from colmena_fx.rundir import make_run_dir
 
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.jsonl"
+#: Most seconds between an event's write and its fsync (with the task store's).
+SYNC_S = 1.0
 
 _CLOSE = object()
 
@@ -36,11 +44,21 @@ class Journal:
 
     The writer wakes at most every `flush_s` seconds and writes everything queued
     since in one go: a busy campaign costs one write per batch, not one per event.
+    At most `sync_s` after a write it fsyncs the journal and the record files in
+    `sync_also`, so that a power loss costs at most that much of the run.
     """
 
-    def __init__(self, run_dir: Path, flush_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        flush_s: float = 0.05,
+        sync_s: float = SYNC_S,
+        sync_also: list[RecordFile] | None = None,
+    ) -> None:
         self.path = Path(run_dir) / JOURNAL_NAME
         self.flush_s = flush_s
+        self.sync_s = sync_s
+        self.sync_also = list(sync_also or [])
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         #: Why the journal stopped writing (a full disk, say); None while it writes.
@@ -56,6 +74,8 @@ class Journal:
         make_run_dir(self.path.parent)
         try:
             stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            if _ends_torn(self.path):  # a crash cut the last line: end it
+                stream.write("\n")
         except OSError as exc:
             raise RunDirectoryError(
                 f"cannot write the journal {self.path}: {exc.strerror or exc}; "
@@ -83,8 +103,16 @@ class Journal:
 
     def _write(self, stream: TextIO) -> None:
         closing = False
+        synced = time.monotonic()
+        dirty = False
         while not closing:
-            batch = [self._queue.get()]
+            try:
+                wait = max(0.0, synced + self.sync_s - time.monotonic())
+                batch = [self._queue.get(timeout=wait if dirty else None)]
+            except queue.Empty:
+                dirty = not self._sync(stream)
+                synced = time.monotonic()
+                continue
             time.sleep(self.flush_s)  # let the batch fill up
             while True:
                 try:
@@ -95,9 +123,27 @@ class Journal:
             lines = [_line(item) for item in batch if item is not _CLOSE]
             if self.error is None:
                 self._append(stream, "".join(line for line in lines if line))
+            dirty = True
+            if time.monotonic() - synced >= self.sync_s:
+                dirty = not self._sync(stream)
+                synced = time.monotonic()
+        self._sync(stream)
         # What it could not flush at close is what `error` already names.
         with contextlib.suppress(OSError):
             stream.close()
+
+    def _sync(self, stream: TextIO) -> bool:
+        """fsync the journal and the record files; False if the journal refused."""
+        for records in self.sync_also:
+            records.sync()
+        if self.error is not None:
+            return True  # nothing more will be written
+        try:
+            os.fsync(stream.fileno())
+        except OSError as exc:
+            log.warning("cannot fsync the journal %s: %s", self.path, exc)
+            return False
+        return True
 
     def _append(self, stream: TextIO, text: str) -> None:
         """Write `text`; on failure, keep the reason and drop every later event.
@@ -130,6 +176,15 @@ def _line(item: tuple[str, int, Any]) -> str:
     return f'{{"event": "{event}", "time_ns": {time_ns}, "task": {body}}}\n'
 
 
+def _ends_torn(path: Path) -> bool:
+    """Whether `path` ends inside a line (the client died while writing it)."""
+    with open(path, "rb") as stream:
+        if stream.seek(0, os.SEEK_END) == 0:
+            return False
+        stream.seek(-1, os.SEEK_END)
+        return stream.read(1) != b"\n"
+
+
 class _Encoded(str):
     """A task record already encoded as JSON."""
 
@@ -152,3 +207,22 @@ def final_records(run_dir: Path) -> list[dict[str, Any]]:
         for entry in read_journal(run_dir)
         if entry["event"] == "delivered"
     ]
+
+
+def check_journalable(topic: object, task_info: dict[str, Any] | None) -> None:
+    """Refuse now what the journal could not record later (and would lose)."""
+    if not isinstance(topic, str):
+        raise UsageError(f"topic must be a string, not {type(topic).__name__}")
+    if task_info is None:
+        return
+    if not isinstance(task_info, dict):
+        raise UsageError(f"task_info must be a dict, not {type(task_info).__name__}")
+    for key, value in task_info.items():
+        try:
+            to_json({key: value})
+        except PydanticSerializationError as exc:
+            raise UsageError(
+                f"task_info[{key!r}] is a {type(value).__name__}, which the journal "
+                f"cannot record as JSON ({exc}): pass plain numbers, strings, lists "
+                f"and dicts (for a numpy array, .tolist())"
+            ) from None

@@ -171,6 +171,9 @@ class Result(StrictModel):
     site: str | None = None
     #: The task's id at its site's service (a Globus Compute task id), once known.
     remote_id: str | None = None
+    #: The group its service filed it under (a Globus Compute task group), whose
+    #: result queue a client that restarted watches again.
+    remote_group: str | None = None
     #: Serialized (args, kwargs); cleared after delivery unless kept by the caller.
     inputs: bytes = b""
     value: Any = None

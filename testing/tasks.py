@@ -76,3 +76,17 @@ def proxy_state(value: Any) -> tuple[str, bool]:
     if isinstance(value, Proxy):
         return "Proxy", is_resolved(value)
     return type(value).__name__, True
+
+
+def logged_run(log_path: str, index: int, seconds: float = 0.0) -> int:
+    """Sleep, then append `index` to `log_path`: one line per run that finished.
+
+    A task that ran twice shows as two lines, whichever site or client sent it.
+    """
+    time.sleep(seconds)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{index}\n".encode())
+    finally:
+        os.close(fd)
+    return index

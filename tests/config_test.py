@@ -202,6 +202,17 @@ def test_local_site_without_engine_is_refused(tmp_path: Path) -> None:
         load_site(path)
 
 
+def test_an_attached_local_site_needs_no_engine_and_resolves_its_path(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sites").mkdir()
+    path = tmp_path / "sites" / "attached.yaml"
+    path.write_text("transport: local\nlocal:\n  attach: ../ep/connection.json\n")
+    site = load_site(path)
+    assert site.engine is None
+    assert site.local.attach == (tmp_path / "ep" / "connection.json").resolve()
+
+
 def test_globus_burst_limit_outside_sdk_range_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "remote.yaml"
     path.write_text("transport: globus\nglobus:\n  api_burst_limit: 20\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import stat
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def _dealer(ctx: zmq.Context, info: wire.ConnectionInfo, public: str, secret: st
     return sock
 
 
+def _hello(host: str) -> list[bytes]:
+    header = wire.HelloHeader(
+        client_host=host, session="s1", role="rx", run="r", client_pid=os.getpid()
+    )
+    return wire.encode(wire.Kind.HELLO, header)
+
+
 def test_connection_file_is_private_and_names_an_ipc_socket(endpoint) -> None:
     process, info = endpoint
     mode = stat.S_IMODE(process.connection_file.stat().st_mode)
@@ -57,10 +65,12 @@ def test_peer_with_the_run_key_is_answered(endpoint) -> None:
     ctx = zmq.Context()
     try:
         sock = _dealer(ctx, info, info.client_public_key, info.client_secret_key)
-        sock.send_multipart(
-            wire.encode(wire.Kind.HELLO, wire.HelloHeader(client_host="t"))
-        )
+        sock.send_multipart(_hello("t"))
         assert sock.poll(10_000), "the endpoint never answered its own client"
+        kind, header, _ = wire.decode(sock.recv_multipart())
+        assert kind is wire.Kind.WELCOME
+        assert header.running == [] and header.finished == []
+        assert sock.poll(10_000), "no heartbeat followed the welcome"
         kind, header, _ = wire.decode(sock.recv_multipart())
         assert kind is wire.Kind.HEARTBEAT
         assert header.engine == "ThreadPoolEngine"
@@ -74,9 +84,7 @@ def test_peer_without_the_run_key_is_dropped_and_logged(endpoint) -> None:
     try:
         public, secret = wire.new_keypair()
         intruder = _dealer(ctx, info, public, secret)
-        intruder.send_multipart(
-            wire.encode(wire.Kind.HELLO, wire.HelloHeader(client_host="intruder"))
-        )
+        intruder.send_multipart(_hello("intruder"))
         intruder.send_multipart(
             wire.encode(
                 wire.Kind.TASK, wire.TaskHeader.model_construct(task_id="x"), b"payload"

@@ -23,24 +23,16 @@ from colmena_fx.models import Stamp
 from colmena_fx.report import write_report
 from colmena_fx.report.data import load_report_data
 from testing import browser
+from testing.journals import START_NS
+from testing.journals import at_ns
+from testing.journals import line
+from testing.journals import run_line
 
-START_NS = 1_800_000_000_000_000_000
+#: The run line of these journals: federation, its sites and transports.
+RUN = ("routed", {"a": "local", "b": "local"})
+
 #: A reason with markup in it (HTML, rich's): shown as text, in either.
 LOST_WHY = "site 'a' exited (status -9); see <b>ep.log</b> [/tmp/a] & more"
-
-
-def _ns(seconds: float) -> int:
-    return START_NS + round(seconds * 1e9)
-
-
-def line(event: str, at: float, task: dict[str, Any]) -> dict[str, Any]:
-    return {"event": event, "time_ns": _ns(at), "task": task}
-
-
-def run_line() -> dict[str, Any]:
-    run = {"federation": "routed", "client_host": "client", "clocks": "estimate",
-           "sites": {"a": "local", "b": "local"}}  # fmt: skip
-    return line("run", 0.0, run)
 
 
 def submitted(
@@ -73,13 +65,13 @@ def delivered(
     each attempt, received None for one that was lost."""
     result = Result(task_id=task_id, method="sim", site=site, success=success,
                     retries=retries, routing=routing)  # fmt: skip
-    result.stamp(Stamp.CREATED, time_ns=_ns(trips[0][0] - 0.01))
+    result.stamp(Stamp.CREATED, time_ns=at_ns(trips[0][0] - 0.01))
     for sent, received in trips:
-        result.stamp(Stamp.SENT, time_ns=_ns(sent))
+        result.stamp(Stamp.SENT, time_ns=at_ns(sent))
         if received is not None:
-            result.stamp(Stamp.RECEIVED, time_ns=_ns(received))
+            result.stamp(Stamp.RECEIVED, time_ns=at_ns(received))
     end = max(t for trip in trips for t in trip if t is not None) + 0.01
-    result.stamp(Stamp.DELIVERED, time_ns=_ns(end))
+    result.stamp(Stamp.DELIVERED, time_ns=at_ns(end))
     return line("delivered", end, result.journal_record())
 
 
@@ -97,7 +89,7 @@ def routed_run(run_dir: Path) -> Path:
     lost = submitted("t0", "a", 2.0, "fastest")
     failover = Routing(policy="failover")
     lines = [
-        run_line(),
+        run_line(*RUN),
         health("a", "up", 0.5, 0.5, "endpoint pid 7 answers on ipc://a"),
         health("b", "up", 0.6, 0.6, "endpoint pid 8 answers on ipc://b"),
         submitted("t0", "a", 1.0, "fastest", predicted_s=0.1),
@@ -173,7 +165,7 @@ def test_rows_of_a_run_with_routing_and_health(tmp_path: Path) -> None:
 
 
 def test_the_median_of_several_predictions() -> None:
-    lines = [run_line()]
+    lines = [run_line(*RUN)]
     for i, (predicted, trip) in enumerate([(0.1, 0.4), (0.2, 0.1), (0.9, 0.3)]):
         lines.append(submitted(f"t{i}", "a", 1.0, "fastest", predicted_s=predicted))
         lines.append(delivered(f"t{i}", "a", [(1.0, 1.0 + trip)], fastest(predicted)))
@@ -187,7 +179,7 @@ def test_the_median_of_several_predictions() -> None:
 
 def test_lines_it_cannot_read_are_left_out(tmp_path: Path) -> None:
     lines = [
-        run_line(),
+        run_line(*RUN),
         line("health", 1.0, {"health": "up"}),  # no site
         line("health", 1.0, {"site": "a", "health": "up", "since": "soon"}),
         submitted("t0", "a", 1.0, "fastest", predicted_s=0.1),
@@ -207,7 +199,12 @@ def test_lines_it_cannot_read_are_left_out(tmp_path: Path) -> None:
 def test_the_reader_reads_what_the_dispatcher_writes() -> None:
     result = Result(task_id="t0", method="sim", site="b", retries=1,
                     routing=fastest(0.3))  # fmt: skip
-    facts = routing_facts([run_line(), line("submitted", 1.0, brief(result))])
+    facts = routing_facts(
+        [
+            run_line(*RUN),
+            line("submitted", 1.0, brief(result)),
+        ]
+    )
     assert [(r.site, r.policy, r.sent, r.resends) for r in facts.routing] == [
         ("b", "fastest", 1, 1)
     ]
@@ -219,7 +216,7 @@ def old_run(run_dir: Path) -> Path:
     old["task"].pop("routing")
     nulled = delivered("t1", "a", [(1.0, 1.3)], None)  # routing: null
     return write_lines(run_dir, [
-        run_line(),
+        run_line(*RUN),
         submitted("t0", "a", 1.0, None),
         submitted("t1", "a", 1.0, None),
         old,

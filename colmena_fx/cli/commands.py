@@ -24,8 +24,16 @@ def _size(option: str, text: str) -> int:
 
 
 def endpoint_start(args: argparse.Namespace) -> int:
-    """Run one site's endpoint in the foreground until interrupted."""
+    """Run one site's endpoint in the foreground until interrupted, and say how a
+    client attaches to it (it outlives its clients)."""
+    from colmena_fx.config import SiteConfig
     from colmena_fx.endpoint.__main__ import main as endpoint_main
+
+    def ready(site: SiteConfig, connection_file: Path) -> None:
+        path = connection_file.resolve()
+        print(f"endpoint for site {site.name} ready; connection file: {path}")
+        print(f"clients attach with this in their site file:  local.attach: {path}")
+        print(f"  (in YAML:  local: {{attach: {path}}})", flush=True)
 
     run_dir = args.run_dir or Path("runs") / "endpoints" / Path(args.site_file).stem
     argv = [
@@ -35,7 +43,7 @@ def endpoint_start(args: argparse.Namespace) -> int:
         "--log-level",
         args.log_level,
     ]
-    return endpoint_main(argv)
+    return endpoint_main(argv, ready=ready)
 
 
 def endpoint_validate(args: argparse.Namespace) -> int:
@@ -167,28 +175,38 @@ def data_check(args: argparse.Namespace) -> int:
 
 
 def summary(args: argparse.Namespace) -> int:
-    """Print task counts, per-hop latency, clock offsets, routing and site health."""
+    """Print task counts, per-hop latency, clock offsets, routing, site health, and
+    what became of tasks that never reached the thinker (a crash, a resume)."""
     from rich.console import Console
+    from rich.text import Text
 
     from colmena_fx.journal import JOURNAL_NAME
     from colmena_fx.latency.export import export
+    from colmena_fx.latency.lifecycle import lifecycle_sentences
     from colmena_fx.latency.recorder import LatencyRecorder
     from colmena_fx.latency.routes import read_routing_facts
     from colmena_fx.latency.table import routing_tables
     from colmena_fx.latency.table import run_tables
+    from colmena_fx.latency.table import task_tables
+    from colmena_fx.latency.tasks import read_task_facts
 
     if not (args.run_dir / JOURNAL_NAME).exists():
         print(f"error: {args.run_dir} has no {JOURNAL_NAME}; pass a run directory",
               file=sys.stderr)  # fmt: skip
         return 2
     recorder = LatencyRecorder.from_run(args.run_dir)
+    tasks = read_task_facts(args.run_dir)
     console = Console()
     for table in run_tables(recorder, title=f"Run {args.run_dir}"):
         console.print(table)
     for table in routing_tables(read_routing_facts(args.run_dir)):
         console.print(table)
+    for table in task_tables(tasks):
+        console.print(table)
+    for sentence in lifecycle_sentences(tasks.lifecycle):
+        console.print(Text(sentence))
     if args.export:
-        for path in export(recorder, args.run_dir / "latency"):
+        for path in export(recorder, args.run_dir / "latency", tasks=tasks):
             console.print(f"wrote {path}", highlight=False)
     return 0
 

@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     start = endpoint_commands.add_parser(
         "start", help="run a local site's endpoint in the foreground",
         description="Run one site's endpoint in the foreground until interrupted; "
-        "it writes connection.json (mode 0600) in its run directory.",
+        "it writes connection.json (mode 0600) in its run directory, which a site "
+        "file names as 'local.attach' to attach to it. It outlives its clients, "
+        "serves one at a time, and keeps their results until they take them; one "
+        "endpoint per run directory.",
     )  # fmt: skip
     start.add_argument(
         "site_file", type=Path, metavar="SITE_FILE",

@@ -1,17 +1,21 @@
-"""The embedded endpoint: one process per local site, owning a real engine.
+"""The endpoint: one process per local site, owning a real engine.
 
 It does what a Globus Compute endpoint does with a task (hand the packed `Task` to
 `engine.submit` and send back the packed `Result`), but receives tasks over an
 authenticated ZeroMQ link instead of RabbitMQ, and stamps when each task entered and
 left the endpoint. It never stops serving over a message it cannot use (a peer with
 the key may still send garbage): such a message is logged and dropped.
+
+It serves one client session at a time (`clients`) and keeps every result until
+that client acknowledges it (`results`), so a client that dies and comes back (the
+same run) gets what finished meanwhile. Embedded (`--parent-pid`), it exits with
+its client; standalone (`colmena-fx endpoint start`), it outlives clients.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -19,60 +23,34 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import zmq
 import zmq.auth.thread
-from globus_compute_common import messagepack
-from globus_compute_common.messagepack.message_types import Result as GCResult
-from globus_compute_common.messagepack.message_types import ResultErrorDetails
-from globus_compute_endpoint.engines import ProcessPoolEngine
-from globus_compute_endpoint.engines import ThreadPoolEngine
-from globus_compute_endpoint.engines.base import GCFuture
 
 from colmena_fx.config import SiteConfig
 from colmena_fx.endpoint import wire
+from colmena_fx.endpoint.clients import Clients
+from colmena_fx.endpoint.clients import Session
+from colmena_fx.endpoint.clients import _OnlyClientKey
+from colmena_fx.endpoint.engines import drop_queued
+from colmena_fx.endpoint.engines import engine_workers
+from colmena_fx.endpoint.process import session_processes
+from colmena_fx.endpoint.results import ResultBuffer
+from colmena_fx.endpoint.tasks import Done
+from colmena_fx.endpoint.tasks import EngineTasks
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.models import HOST
+
+__all__ = ["EmbeddedEndpoint"]
 
 log = logging.getLogger(__name__)
 
 _WAKE_ADDRESS = "inproc://finished"
-
-#: Engines whose task futures are `concurrent.futures`' own: a task still queued
-#: there cancels cleanly. Parsl's (GlobusComputeEngine) cannot be cancelled: its
-#: result thread would fail setting the result of a cancelled future.
-_CANCELLABLE = (ProcessPoolEngine, ThreadPoolEngine)
-
-
-class _Cancelled(Exception):
-    """Refuses the engine's retry of a task the client cancelled."""
-
-
-@dataclass
-class _Task:
-    """A task the engine holds, from its TASK message until its result is sent."""
-
-    received_ns: int
-    cancelled: bool = False
-    #: The engine's future of the task's latest attempt, once it was submitted.
-    work: Future[Any] | None = None
-
-
-class _OnlyClientKey:
-    """ZAP credentials check: the one client key of this run, nobody else."""
-
-    def __init__(self, client_public_key: str) -> None:
-        self._allowed = client_public_key.encode()
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        if key == self._allowed:
-            return True
-        log.warning("rejected a peer with an unknown CURVE key %s", key.decode())
-        return False
+#: A handover sends buffered results in messages of about this size.
+_HANDOVER_BYTES = 16 * 2**20
 
 
 class EmbeddedEndpoint:
@@ -89,21 +67,23 @@ class EmbeddedEndpoint:
         self.run_dir = Path(run_dir).resolve()
         self.connection_file = Path(connection_file)
         self.parent_pid = parent_pid
+        #: Its parent (the client) died: nothing it had queued is worth running.
+        self.orphaned = False
         self.endpoint_id = uuid.uuid4()
         self._stop = threading.Event()
-        self._tasks: dict[str, _Task] = {}
-        self._tasks_lock = threading.Lock()
-        self._client: bytes | None = None
-        self._undelivered: list[list[bytes]] = []
+        #: The engine's tasks, once it started.
+        self._tasks: EngineTasks | None = None
+        self._clients = Clients(site.name, site.local.heartbeat_timeout_s)
+        self._results = ResultBuffer(self.run_dir / "results", site.local.buffer_limit)
         self._engine: Any = None
         self._private_dir: str | None = None
 
     def start(self) -> None:
         """Start the engine, bind the socket, then publish the connection file."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._results.start()
         self._engine = self.site.build_engine()
         self._engine.start(endpoint_id=self.endpoint_id, run_dir=str(self.run_dir))
-        _track_attempts(self._engine, self._attempt)
 
         self._ctx = zmq.Context()
         self._auth = zmq.auth.thread.ThreadAuthenticator(self._ctx, log=log)
@@ -119,15 +99,15 @@ class EmbeddedEndpoint:
         self._router.linger = 0
         address = self._bind()
 
-        # Engine threads queue finished tasks here and wake the serving thread
-        # once per batch through an inproc socket.
-        self._finished: collections.deque[tuple[str, int, bytes]] = collections.deque()
+        # Engine threads queue finished tasks and wake the serving thread once per
+        # batch through an inproc socket.
         self._wake_in = self._ctx.socket(zmq.PULL)
         self._wake_in.bind(_WAKE_ADDRESS)
         self._wake_out = self._ctx.socket(zmq.PUSH)
         self._wake_out.connect(_WAKE_ADDRESS)
         self._wake_lock = threading.Lock()
         self._wake_sent = False
+        self._tasks = EngineTasks(self._engine, self._wake)
 
         wire.ConnectionInfo(
             site=self.site.name,
@@ -184,8 +164,10 @@ class EmbeddedEndpoint:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + period
                 _logged(self._heartbeat, "sending a heartbeat")
+                self._note_silence()
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     log.warning("parent process %s is gone; stopping", self.parent_pid)
+                    self.orphaned = True
                     break
 
     def _drain_requests(self) -> None:
@@ -203,158 +185,195 @@ class EmbeddedEndpoint:
         identity, *message = frames
         kind, header, payloads = wire.decode(message)
         if kind is wire.Kind.HELLO:
-            self._client = identity
-            log.info("client on %s connected", header.client_host)
-            self._heartbeat()
-            for held in self._undelivered:
-                self._to_client(held)
-            self._undelivered.clear()
-        elif kind is wire.Kind.TASK:
-            self._submit(header, payloads[0], received_ns)
-        elif kind is wire.Kind.CANCEL:
-            self._cancel(header.task_id)
-        else:
+            self._hello(identity, header)
+            return
+        if kind not in wire.SESSION_KINDS:
             log.warning("dropped an unexpected %s message", kind)
-
-    def _submit(
-        self, header: wire.TaskHeader, packed_task: bytes, received_ns: int
-    ) -> None:
-        task_id = header.task_id
-        task = _Task(received_ns)
-        future = GCFuture(task_id)
-        with self._tasks_lock:  # a task sent again (a retry) replaces its entry
-            self._tasks[task_id] = task
-        future.add_done_callback(lambda done: self._finished_task(task_id, task, done))
-        try:
-            self._engine.submit(future, packed_task, header.resource_specification)
-        except Exception as exc:
-            log.exception("engine refused task %s", task_id)
-            if not future.done():
-                future.set_result(
-                    _error_result(task_id, f"engine refused the task: {exc}")
-                )
-
-    def _attempt(self, task_id: str) -> _Task | None:
-        """The task the engine is submitting (again); refuses a cancelled one."""
-        with self._tasks_lock:
-            task = self._tasks.get(task_id)
-        if task is not None and task.cancelled:
-            raise _Cancelled(f"task {task_id} was cancelled by the client")
-        return task
-
-    def _finished_task(self, task_id: str, task: _Task, done: GCFuture) -> None:
-        """Called from engine threads: send the result, unless it was cancelled."""
-        with self._tasks_lock:
-            if self._tasks.get(task_id) is task:
-                del self._tasks[task_id]
-            cancelled = task.cancelled
-        if cancelled:
-            log.info("task %s was cancelled by the client: result dropped", task_id)
             return
-        try:
-            packed = done.result()
-        except BaseException as exc:  # the engine failed the future itself
-            packed = _error_result(task_id, f"engine error: {exc!r}")
-        self._send_result(task_id, task.received_ns, packed)
-
-    def _cancel(self, task_id: str) -> None:
-        """Drop a task the client no longer waits for: unstarted, it never runs."""
-        with self._tasks_lock:
-            task = self._tasks.get(task_id)
-            if task is not None:
-                task.cancelled = True
-        if task is None:
-            log.debug("cancel of task %s, which is no longer here", task_id)
+        session = self._clients.session_of(identity)
+        if session is None:  # a client that was replaced, or never said HELLO
+            refusal = self._clients.refusal(identity, what=f"a {kind} message")
+            self._send(identity, wire.encode(wire.Kind.REFUSED, refusal))
             return
-        work = task.work
-        engine = type(self._engine).__name__
-        if (
-            work is not None
-            and isinstance(self._engine, _CANCELLABLE)
-            and work.cancel()
-        ):
-            log.info("task %s cancelled before it started", task_id)
-        elif isinstance(self._engine, _CANCELLABLE):
-            log.info(
-                "task %s cancelled after a worker took it: it runs on, unreported",
-                task_id,
-            )
-        else:
-            log.info(
-                "task %s cancelled: a %s cannot stop it, so it runs on, unreported",
-                task_id,
-                engine,
-            )
+        session.heard()
+        assert self._tasks is not None  # serving: started
+        if kind is wire.Kind.TASK:
+            self._tasks.submit(header, payloads[0], received_ns, session.run)
+        elif kind is wire.Kind.CANCEL:
+            self._tasks.cancel(header.task_id)
+        elif kind is wire.Kind.ACK:
+            self._results.ack(header.task_ids, session.run)
+        elif kind is wire.Kind.BYE and header.session == session.id:
+            self._bye(session)
+        # A PING says only that the client is alive: heard, above.
 
-    def _send_result(self, task_id: str, received_ns: int, packed: bytes) -> None:
-        """Called from engine threads: queue the result, wake the serving thread."""
-        self._finished.append((task_id, received_ns, packed))
+    # -- sessions --------------------------------------------------------------------
+
+    def _hello(self, identity: bytes, header: wire.HelloHeader) -> None:
+        outcome = self._clients.hello(identity, header)
+        if isinstance(outcome, wire.RefusedHeader):
+            self._send(identity, wire.encode(wire.Kind.REFUSED, outcome))
+            return
+        session, new = outcome
+        if new and self._tasks is not None:
+            self._keep(self._tasks.take())
+            for run, count in self._results.runs().items():
+                if run != session.run:
+                    log.warning(
+                        "%d results of run %s are kept for a client of that run; "
+                        "the attached client (run %s) does not get them",
+                        count,
+                        run,
+                        session.run,
+                    )
+        if header.role == "rx":
+            self._welcome(session)
+
+    def _welcome(self, session: Session) -> None:
+        """Say what this run has here, hand its results over again, then beat."""
+        assert session.rx is not None and self._tasks is not None
+        running, done = self._tasks.snapshot(session.run)
+        self._keep(done)
+        finished = self._results.task_ids(session.run)
+        welcome = wire.WelcomeHeader(
+            session=session.id,
+            run=session.run,
+            host=HOST,
+            pid=os.getpid(),
+            workers=engine_workers(self._engine),
+            running=running,
+            finished=finished,
+        )
+        self._send(session.rx, wire.encode(wire.Kind.WELCOME, welcome))
+        batch: list[Done] = []
+        size = 0
+        for task_id in finished:
+            held = self._results.read(task_id)
+            if held is None:
+                continue
+            batch.append(Done(task_id, session.run, *held))
+            size += len(held[1])
+            if size >= _HANDOVER_BYTES:
+                self._send_results(session.rx, batch)
+                batch, size = [], 0
+        self._send_results(session.rx, batch)
+        if finished:
+            log.info("handed %d results over to run %s", len(finished), session.run)
+        self._heartbeat()
+
+    def _bye(self, session: Session) -> None:
+        """A clean stop: the client failed its tasks itself, so drop what is left."""
+        assert self._tasks is not None
+        self._clients.bye(session)
+        self._keep(self._tasks.take())
+        dropped = self._results.drop_run(session.run)
+        cancelled = self._tasks.cancel_run(session.run)
+        log.info(
+            "client pid %d on %s said goodbye: detached; dropped %d results and "
+            "cancelled %d tasks of run %s",
+            session.pid,
+            session.host,
+            dropped,
+            cancelled,
+            session.run,
+        )
+
+    def _note_silence(self) -> None:
+        session = self._clients.attached
+        timeout = self._clients.timeout_s
+        if session is None or session.silence_logged or session.silence_s() < timeout:
+            return
+        session.silence_logged = True
+        log.warning("%s is silent; another client may attach", session.describe())
+
+    # -- results ---------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Called from engine threads: wake the serving thread, once per batch."""
         with self._wake_lock:
             if not self._wake_sent:
                 self._wake_sent = True
                 self._wake_out.send(b"")
 
+    def _keep(self, done: list[Done]) -> None:
+        """Into the buffer, where results stay until their client acknowledges."""
+        for task_id, run, received_ns, packed in done:
+            self._results.add(task_id, run, received_ns, packed)
+
     def _send_finished(self) -> None:
-        """Send every finished task to the client in one message."""
+        """Keep every finished task, and send the attached run's in one message."""
         while wire.readable(self._wake_in):
             self._wake_in.recv()
         with self._wake_lock:
             self._wake_sent = False  # before draining: a later result wakes us again
-        entries, payloads = [], []
-        while self._finished:
-            task_id, received_ns, packed = self._finished.popleft()
-            entries.append(wire.ResultEntry(task_id=task_id, received_ns=received_ns))
-            payloads.append(packed)
-        if not entries:
+        assert self._tasks is not None
+        done = self._tasks.take()
+        self._keep(done)
+        session = self._clients.attached
+        if session is None or session.rx is None:
+            return  # kept for the client of their run, when it attaches
+        self._send_results(session.rx, [d for d in done if d.run == session.run])
+
+    def _send_results(self, rx: bytes, done: list[Done]) -> None:
+        if not done:
             return
+        entries = [
+            wire.ResultEntry(task_id=d.task_id, received_ns=d.received_ns) for d in done
+        ]
         header = wire.ResultHeader(results=entries, sent_ns=time.time_ns(), host=HOST)
-        self._to_client(wire.encode(wire.Kind.RESULT, header, *payloads))
+        packed = [d.packed for d in done]
+        self._send(rx, wire.encode(wire.Kind.RESULT, header, *packed))
 
     def _heartbeat(self) -> None:
+        session = self._clients.attached
+        if session is None or session.rx is None:
+            return
         header = wire.HeartbeatHeader(
             host=HOST,
             pid=os.getpid(),
             time_ns=time.time_ns(),
-            in_flight=len(self._tasks) + len(self._finished),
+            in_flight=len(self._tasks or ()),
             engine=type(self._engine).__name__,
             workers=engine_workers(self._engine),
         )
-        self._to_client(wire.encode(wire.Kind.HEARTBEAT, header))
+        self._send(session.rx, wire.encode(wire.Kind.HEARTBEAT, header))
 
-    def _to_client(self, frames: list[bytes]) -> None:
-        if self._client is None:
-            if frames[0] != wire.Kind.HEARTBEAT.value.encode():
-                self._undelivered.append(frames)  # sent once the client says hello
-            return
-        self._router.send_multipart([self._client, *frames])
+    def _send(self, identity: bytes, frames: list[bytes]) -> None:
+        # To a peer that has gone, ROUTER drops the message: results stay kept.
+        self._router.send_multipart([identity, *frames])
 
     def shutdown(self) -> None:
         """Stop the engine first (it owns worker processes), then the sockets."""
         log.info("endpoint for site %s stopping", self.site.name)
         try:
             if self._engine is not None:
+                if self.orphaned:
+                    drop_queued(self._engine)
                 self._engine.shutdown()
         except Exception:
             log.exception("engine shutdown failed")
+        if self.orphaned:
+            _end_own_session()
         if hasattr(self, "_auth"):
             self._auth.stop()
         if hasattr(self, "_ctx"):
             self._ctx.destroy(linger=0)
         if self._private_dir:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+        for run, count in self._results.runs().items():
+            log.warning("%d results of run %s were never acknowledged", count, run)
+        self._results.clear()
         self.connection_file.unlink(missing_ok=True)
 
 
-def _error_result(task_id: str, message: str) -> bytes:
-    return messagepack.pack(
-        GCResult(
-            task_id=uuid.UUID(task_id),
-            data=message,
-            error_details=ResultErrorDetails(
-                code="EndpointError", user_message=message
-            ),
-        )
-    )
+def _end_own_session() -> None:
+    """Kill what the engine left running in this endpoint's session: with its
+    client gone, nobody else would (the client reaps the session otherwise)."""
+    if os.getsid(0) != os.getpid():
+        return  # not a session of our own: the processes in it are not all ours
+    for proc in session_processes(os.getpid()):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def _logged(step: Callable[[], None], what: str) -> None:
@@ -363,51 +382,3 @@ def _logged(step: Callable[[], None], what: str) -> None:
         step()
     except Exception:
         log.exception("failed %s; serving on", what)
-
-
-def engine_workers(engine: Any) -> int | None:
-    """How many tasks `engine` can run at once, from what it exposes; None if unknown.
-
-    Process and thread pools: their executor's `_max_workers` (which the engines'
-    own status reports use). Parsl's HighThroughputExecutor: `workers_per_node`
-    (its `max_workers_per_node`, bounded by cores and memory) per node, times
-    `nodes_per_block` and `max_blocks` of its provider: all its blocks, once up.
-    """
-    try:
-        executor = getattr(engine, "executor", None)
-        workers = getattr(executor, "_max_workers", None)
-        if isinstance(workers, int):
-            return workers
-        per_node = getattr(executor, "workers_per_node", None)
-        provider = getattr(executor, "provider", None)
-        nodes = getattr(provider, "nodes_per_block", None)
-        blocks = getattr(provider, "max_blocks", None)
-        numbers = (per_node, nodes, blocks)
-        if all(isinstance(n, int | float) and math.isfinite(n) for n in numbers):
-            return int(per_node * nodes * blocks)  # type: ignore[operator]
-    except Exception:  # an engine of another kind: capacity is only a hint
-        log.debug("cannot tell the workers of %r", engine, exc_info=True)
-    return None
-
-
-def _track_attempts(engine: Any, attempt: Callable[[str], _Task | None]) -> None:
-    """Wrap the engine's `_submit` (globus-compute-endpoint 4.19) to learn each
-    attempt's future, the one a cancel must reach, and to refuse an attempt of a
-    cancelled task: the engine submits a task again when an attempt fails.
-
-    `_submit(resource_specification, func, packed_task, args=(task_id, ...), ...)`
-    is what `GlobusComputeEngineBase.submit` calls for every attempt.
-    """
-    submit = getattr(engine, "_submit", None)
-    if submit is None:
-        return
-
-    def tracked(*positional: Any, **keywords: Any) -> Any:
-        args = keywords.get("args") or ()
-        task = attempt(str(args[0])) if args else None
-        work = submit(*positional, **keywords)
-        if task is not None and isinstance(work, Future):
-            task.work = work
-        return work
-
-    engine._submit = tracked

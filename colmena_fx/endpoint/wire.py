@@ -6,6 +6,12 @@ result batch: results ready together travel together). The link runs over
 CurveZMQ: the endpoint accepts only the client key written in the connection file,
 so a peer without the per-run secret never gets a frame through, let alone one that
 is deserialized.
+
+A client link is a *session*: both of its sockets say HELLO with the session's id,
+`rx` (results and heartbeats come to it) and `tx` (tasks go from it). The endpoint
+serves one session at a time and keeps each result until the client acknowledges it
+(ACK), so a client that restarts takes back, from the WELCOME on, what finished
+while it was away.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from typing import Any
+from typing import Literal
 from typing import cast
 
 import zmq
@@ -26,11 +33,20 @@ from colmena_fx.schema import StrictModel
 
 
 class Kind(StrEnum):
-    HELLO = "hello"  # client -> endpoint: send results and heartbeats to me
+    HELLO = "hello"  # client -> endpoint: this socket belongs to my session
     TASK = "task"  # client -> endpoint
+    CANCEL = "cancel"  # client -> endpoint: drop this task, send no result
+    ACK = "ack"  # client -> endpoint: these results are safe with me: forget them
+    PING = "ping"  # client -> endpoint: I am alive (every heartbeat_s)
+    BYE = "bye"  # client -> endpoint: I stop: detach me, drop my run's results
+    WELCOME = "welcome"  # endpoint -> client: attached; the tasks held for your run
+    REFUSED = "refused"  # endpoint -> client: another client is attached
     RESULT = "result"  # endpoint -> client
     HEARTBEAT = "heartbeat"  # endpoint -> client
-    CANCEL = "cancel"  # client -> endpoint: drop this task, send no result
+
+
+#: What a client sends once its session is attached.
+SESSION_KINDS = frozenset({Kind.TASK, Kind.CANCEL, Kind.ACK, Kind.PING, Kind.BYE})
 
 
 def _canonical_uuid(value: str) -> str:
@@ -84,14 +100,71 @@ class HeartbeatHeader(StrictModel):
 
 class HelloHeader(StrictModel):
     client_host: str
+    #: A random id per link of a transport: both its sockets say the same.
+    session: str = Field(min_length=1, max_length=64)
+    #: `rx` receives results and heartbeats; `tx` sends tasks.
+    role: Literal["rx", "tx"]
+    #: The client's run (its federation run directory): the results of a run's
+    #: tasks go to sessions of that run only.
+    run: str
+    client_pid: int
+
+
+class AckHeader(StrictModel):
+    """Results the client has (its callbacks persisted them): the endpoint forgets."""
+
+    task_ids: list[TaskId]
+
+
+class PingHeader(StrictModel):
+    time_ns: int
+
+
+class ByeHeader(StrictModel):
+    session: str
+
+
+class WelcomeHeader(StrictModel):
+    """The session is attached; what the endpoint holds for its run.
+
+    The finished ones follow as RESULT messages (the handover), then come the
+    running ones as they finish.
+    """
+
+    session: str
+    run: str
+    host: str
+    pid: int
+    #: Tasks the engine can run at once, as in heartbeats: known from the start.
+    workers: int | None = None
+    #: Received and not finished yet.
+    running: list[str]
+    #: Finished and not acknowledged: sent again right after this message.
+    finished: list[str]
+
+
+class RefusedHeader(StrictModel):
+    """Why the endpoint will not serve this client, naming the one it serves."""
+
+    reason: str
+    #: The attached client, if any: its host, pid, run, and since when (epoch ns).
+    host: str | None = None
+    pid: int | None = None
+    run: str | None = None
+    since_ns: int | None = None
 
 
 HEADERS: dict[Kind, type[StrictModel]] = {
     Kind.HELLO: HelloHeader,
     Kind.TASK: TaskHeader,
+    Kind.CANCEL: CancelHeader,
+    Kind.ACK: AckHeader,
+    Kind.PING: PingHeader,
+    Kind.BYE: ByeHeader,
+    Kind.WELCOME: WelcomeHeader,
+    Kind.REFUSED: RefusedHeader,
     Kind.RESULT: ResultHeader,
     Kind.HEARTBEAT: HeartbeatHeader,
-    Kind.CANCEL: CancelHeader,
 }
 
 

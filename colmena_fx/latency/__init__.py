@@ -1,4 +1,5 @@
-"""Where a task's time goes: hops, clock offsets, statistics, tables and exports."""
+"""Where a task's time goes: hops, clock offsets, statistics, tables and exports;
+and what became of every task, finished or not."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.latency.recorder import SiteActivity
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
+from colmena_fx.latency.tasks import SiteTasks
+from colmena_fx.latency.tasks import TaskFacts
+from colmena_fx.latency.tasks import TaskRow
+from colmena_fx.latency.tasks import TaskState
+from colmena_fx.latency.tasks import read_task_facts
 
 __all__ = [
     "CHAIN",
@@ -23,7 +29,12 @@ __all__ = [
     "HopStats",
     "LatencyRecorder",
     "SiteActivity",
+    "SiteTasks",
     "TaskCounts",
+    "TaskFacts",
+    "TaskRow",
+    "TaskState",
     "export",
     "hop_durations",
+    "read_task_facts",
 ]

@@ -1,7 +1,9 @@
 """Latency tables as CSV and Parquet files, for pandas and spreadsheets.
 
 Three tables: `hops` (one row per successful task and hop, on corrected clocks),
-`summary` (per site x method x hop statistics) and `clocks` (the offsets found).
+`summary` (per site x method x hop statistics) and `clocks` (the offsets found);
+given a run's `TaskFacts`, a fourth, `tasks`: one row per task with its state and
+where it was last seen, so that tasks that never finished are counted too.
 `pandas.read_parquet(run_dir / "latency" / "hops.parquet")` is the usual start.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +20,40 @@ import numpy as np
 
 from colmena_fx.exceptions import UsageError
 from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.latency.tasks import TaskFacts
+from colmena_fx.latency.tasks import TaskRow
 
 FORMATS = ("csv", "parquet")
 
 Columns = dict[str, list[Any]]
 
+#: Arrow types of the `tasks` columns, so that a column of nulls (no task ever
+#: sent, say) or an empty table still reads back typed.
+TASK_TYPES = {
+    "task_id": "string",
+    "method": "string",
+    "topic": "string",
+    "site": "string",
+    "state": "string",
+    "last_event": "string",
+    "last_seen_s": "double",
+    "retries": "int64",
+    "resumed_after": "bool",
+    "success": "bool",
+}
 
-def tables(recorder: LatencyRecorder) -> dict[str, Columns]:
-    """The three tables as columns of plain Python values."""
+
+def tables(
+    recorder: LatencyRecorder, tasks: TaskFacts | None = None
+) -> dict[str, Columns]:
+    """The tables as columns of plain Python values; `tasks` adds the fourth."""
     corrected, table = recorder.hops()
-    tasks = [corrected.tasks[row] for row in table.task]
+    infos = [corrected.tasks[row] for row in table.task]
     hops: Columns = {
-        "task_id": [t.task_id for t in tasks],
-        "site": [t.site for t in tasks],
-        "method": [t.method for t in tasks],
-        "topic": [t.topic for t in tasks],
+        "task_id": [t.task_id for t in infos],
+        "site": [t.site for t in infos],
+        "method": [t.method for t in infos],
+        "topic": [t.topic for t in infos],
         "hop": list(table.hop),
         "seconds": table.seconds.tolist(),
         "uncertainty_s": table.uncertainty_s.tolist(),
@@ -39,7 +61,21 @@ def tables(recorder: LatencyRecorder) -> dict[str, Columns]:
     }
     summary = _columns([asdict(row) for row in recorder.summary()])
     clocks = _columns([asdict(row) for row in recorder.offsets()])
-    return {"hops": hops, "summary": summary, "clocks": clocks}
+    out = {"hops": hops, "summary": summary, "clocks": clocks}
+    if tasks is not None:
+        out["tasks"] = task_columns(tasks.tasks)
+    return out
+
+
+def task_columns(rows: list[TaskRow]) -> Columns:
+    """One row per task; the columns are there even when no task is."""
+    names = [field.name for field in fields(TaskRow)]
+    columns: Columns = {name: [] for name in names}
+    for row in rows:
+        for name in names:
+            value = getattr(row, name)
+            columns[name].append(str(value) if name == "state" else value)
+    return columns
 
 
 def _columns(rows: list[dict[str, Any]]) -> Columns:
@@ -52,18 +88,26 @@ def export(
     recorder: LatencyRecorder,
     directory: Path,
     formats: Sequence[str] = FORMATS,
+    tasks: TaskFacts | None = None,
 ) -> list[Path]:
-    """Write every table in every format to `directory`; returns the files."""
+    """Write every table in every format to `directory`; returns the files.
+
+    `tasks` (`read_task_facts(run_dir)`) adds the `tasks` table: the recorder
+    holds only the tasks that finished.
+    """
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise UsageError(f"unknown export formats {sorted(unknown)}: use {FORMATS}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, columns in tables(recorder).items():
+    for name, columns in tables(recorder, tasks).items():
         for fmt in formats:
             path = directory / f"{name}.{fmt}"
-            (_write_csv if fmt == "csv" else _write_parquet)(columns, path)
+            if fmt == "csv":
+                _write_csv(columns, path)
+            else:
+                _write_parquet(columns, path, TASK_TYPES if name == "tasks" else None)
             written.append(path)
     return written
 
@@ -75,12 +119,20 @@ def _write_csv(columns: Columns, path: Path) -> None:
         writer.writerows(zip(*columns.values(), strict=True))
 
 
-def _write_parquet(columns: Columns, path: Path) -> None:
+def _write_parquet(
+    columns: Columns, path: Path, types: dict[str, str] | None = None
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrays = {
-        key: pa.array(np.asarray(values) if values else values)
-        for key, values in columns.items()
-    }
+    if types is not None:
+        arrays = {
+            key: pa.array(values, type=pa.type_for_alias(types[key]))
+            for key, values in columns.items()
+        }
+    else:
+        arrays = {
+            key: pa.array(np.asarray(values) if values else values)
+            for key, values in columns.items()
+        }
     pq.write_table(pa.table(arrays), path)

@@ -22,6 +22,7 @@ from typing import Any
 from typing import TypeGuard
 
 from colmena_fx.journal import read_journal
+from colmena_fx.latency.tasks import CLIENT_RESTART
 from colmena_fx.models import Stamp
 
 #: The policy whose choices come with a prediction to check.
@@ -38,7 +39,8 @@ class RoutingRow:
     sent: int
     #: Of those, resends of a task whose earlier attempt was lost (retries > 0).
     resends: int
-    #: Attempts at the site lost and resent (`retried` lines).
+    #: Attempts at the site lost and resent (`retried` lines, except those resent
+    #: because the client restarted).
     lost: int
     #: Tasks delivered successfully whose last attempt this policy sent here.
     succeeded: int
@@ -134,7 +136,9 @@ class _Collector:
         if tally is None:
             return
         if event == "retried":
-            tally.lost += 1
+            # resent because the client restarted: the site lost nothing
+            if task.get("reason") != CLIENT_RESTART:
+                tally.lost += 1
             return
         tally.sent += 1
         retries = task.get("retries")

@@ -1,4 +1,5 @@
-"""Terminal tables of task counts, per-hop latency, clock offsets and routing."""
+"""Terminal tables of task counts, per-hop latency, clock offsets, routing and the
+fate of every task."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from colmena_fx.latency.routes import RoutingFacts
 from colmena_fx.latency.routes import RoutingRow
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
+from colmena_fx.latency.tasks import SiteTasks
+from colmena_fx.latency.tasks import TaskFacts
+from colmena_fx.latency.tasks import TaskRow
 from colmena_fx.units import format_ms
 
 
@@ -164,4 +168,70 @@ def routing_tables(facts: RoutingFacts) -> list[Table]:
         tables.append(routing_table(facts.routing))
     if facts.health:
         tables.append(health_table(facts.health))
+    return tables
+
+
+#: Tasks listed by `undelivered_table`; the rest are counted in its caption.
+LISTED = 20
+#: How a task never sent to a site is shown in the site column.
+NO_SITE = "(none)"
+
+
+def site_tasks_table(rows: list[SiteTasks], title: str = "") -> Table:
+    """Per site, every task of the run, delivered or not."""
+    table = Table(title=title or "Tasks per site", title_justify="left")
+    table.add_column("site", no_wrap=True)
+    for column in ("submitted", "succeeded", "failed", "not delivered",
+                   "unfinished"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            Text(row.site or NO_SITE),
+            *(str(n) for n in (row.submitted, row.succeeded, row.failed,
+                               row.not_delivered, row.unfinished)),
+        )  # fmt: skip
+    table.caption = (
+        "submitted: tasks sent there at least once; the other columns count each "
+        "task once, at the site of its last attempt. not delivered: completed, but "
+        "the thinker never took the result"
+    )
+    return table
+
+
+def undelivered_table(rows: list[TaskRow], title: str = "") -> Table:
+    """The first `LISTED` tasks whose result never reached the thinker."""
+    table = Table(
+        title=title or f"Tasks not delivered ({len(rows)})", title_justify="left"
+    )
+    for column in ("task", "method", "site", "state", "last seen"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("at s", justify="right")
+    for row in rows[:LISTED]:
+        table.add_row(
+            Text(row.task_id),
+            Text(row.method),
+            Text(row.site or NO_SITE),
+            row.state.value,
+            row.last_event,
+            f"{row.last_seen_s:.2f}",
+        )
+    caption = "last seen: the last event journaled about the task, at seconds "
+    caption += "since the run started"
+    if len(rows) > LISTED:
+        caption = (
+            f"and {len(rows) - LISTED} more: `summary --export` lists every task "
+            f"in latency/tasks.csv. {caption[0].upper()}{caption[1:]}"
+        )
+    table.caption = caption
+    return table
+
+
+def task_tables(facts: TaskFacts) -> list[Table]:
+    """Tasks per site and the undelivered ones, for a run that was interrupted:
+    a task never reached the thinker, or the client was resumed."""
+    if not facts.interrupted:
+        return []
+    tables = [site_tasks_table(facts.sites)]
+    if facts.undelivered:
+        tables.append(undelivered_table(facts.undelivered))
     return tables

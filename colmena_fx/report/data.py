@@ -27,6 +27,8 @@ from colmena_fx.latency.stats import TaskCounts
 from colmena_fx.latency.stats import hop_table
 from colmena_fx.latency.stats import summarize_hops
 from colmena_fx.latency.stats import task_counts
+from colmena_fx.latency.tasks import TaskFacts
+from colmena_fx.latency.tasks import read_task_facts
 from colmena_fx.latency.timelines import CorrectedTimes
 from colmena_fx.models import Stamp
 
@@ -123,6 +125,8 @@ class ReportData:
     #: Per site and policy, where tasks went; every change of a site's health.
     #: Empty for journals written before routing policies and site health.
     routing: RoutingFacts
+    #: Every task, delivered or not, per site; the client's resumes and stop.
+    task_facts: TaskFacts
 
     @property
     def tasks(self) -> int:
@@ -248,6 +252,7 @@ def load_report_data(run_dir: Path) -> ReportData:
         offsets=recorder.offsets(),
         synchronized=recorder.clocks.synchronized,
         routing=read_routing_facts(run_dir),
+        task_facts=read_task_facts(run_dir),
     )
 
 

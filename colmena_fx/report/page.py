@@ -14,6 +14,8 @@ from html import escape
 
 import numpy as np
 
+from colmena_fx.latency.lifecycle import ending_sentence
+from colmena_fx.latency.lifecycle import resume_sentence
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.report.data import ReportData
 from colmena_fx.units import format_ms
@@ -32,6 +34,9 @@ img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
 p.note, .caption { color: #555; font-size: 0.9em; }
 .empty { background: #fff6e0; border: 1px solid #f0d58a; padding: 0.6em 1em; }
 """
+
+#: Tasks listed in the Tasks section; the rest are counted below the list.
+LISTED = 100
 
 #: Image name (`hops`, `round_trips`, `utilization`, `decision_latency`) -> PNG.
 Images = dict[str, bytes]
@@ -92,6 +97,12 @@ def _header(data: ReportData) -> str:
         for s in data.sites
     ]
     lines.append(_table(("site", "transport", "tasks ok", "failed"), rows, {2, 3}))
+    life = data.task_facts.lifecycle
+    resumed = len(life.resumes)
+    if resumed:
+        times = "once" if resumed == 1 else f"{resumed} times"
+        lines.append(f"<p>The run was resumed {times} (see Tasks).</p>")
+    lines.append(f"<p>{escape(ending_sentence(life))}</p>")
     if data.tasks == 0:
         lines.append(_empty("This run finished no tasks: nothing to plot."))
     elif data.succeeded == 0:
@@ -100,6 +111,57 @@ def _header(data: ReportData) -> str:
             "successful tasks only, so those sections are empty."
         ))  # fmt: skip
     return "\n".join(lines)
+
+
+def _tasks(data: ReportData) -> str:
+    """Every task per site, the resumes, and the tasks the thinker never got; only
+    for a run with one of those (latency sections count delivered tasks alone)."""
+    facts = data.task_facts
+    if not facts.interrupted:
+        return ""
+    out = ["<h2>Tasks</h2>"]
+    rows = [
+        (escape(r.site or "(none)"), str(r.submitted), str(r.succeeded),
+         str(r.failed), str(r.not_delivered), str(r.unfinished))
+        for r in facts.sites
+    ]  # fmt: skip
+    head = ("site", "submitted", "succeeded", "failed", "not delivered",
+            "unfinished")  # fmt: skip
+    out.append(_table(head, rows, {1, 2, 3, 4, 5}))
+    out.append(
+        '<p class="caption">Every task of the run, whether or not its result '
+        "reached the thinker. Submitted counts the tasks sent to a site at least "
+        "once; the other columns count each task once, at the site of its last "
+        "attempt. Not delivered: the task completed, but the thinker never took its "
+        "result; unfinished: sent and never completed.</p>"
+    )
+    for resume in facts.lifecycle.resumes:
+        out.append(f"<p>{escape(resume_sentence(resume))}</p>")
+    undelivered = facts.undelivered
+    if undelivered:
+        count = len(undelivered)
+        plural = "s" if count != 1 else ""
+        out.append(f"<p>{count} task{plural} never reached the thinker:</p>")
+        listed = [
+            (escape(r.task_id), escape(r.method), escape(r.site or "(none)"),
+             escape(r.state.value), escape(r.last_event), f"{r.last_seen_s:.2f}",
+             "yes" if r.resumed_after else "")
+            for r in undelivered[:LISTED]
+        ]  # fmt: skip
+        columns = ("task", "method", "site", "state", "last seen", "at s",
+                   "sent after a resume")  # fmt: skip
+        out.append(_table(columns, listed, {5}))
+        if len(undelivered) > LISTED:
+            out.append(
+                f'<p class="note">and {len(undelivered) - LISTED} more: '
+                "<code>colmena-fx summary --export</code> lists every task in "
+                "latency/tasks.csv.</p>"
+            )
+        out.append(
+            '<p class="caption">Last seen is the last event journaled about the '
+            "task, at seconds since the run started.</p>"
+        )
+    return "\n".join(out)
 
 
 def _hops(data: ReportData, images: Images) -> str:
@@ -305,6 +367,7 @@ def render(data: ReportData, images: Images) -> str:
         section
         for section in (
             _header(data),
+            _tasks(data),
             _hops(data, images),
             _round_trips(images),
             _utilization(images),
@@ -313,7 +376,7 @@ def render(data: ReportData, images: Images) -> str:
             _decisions(data, images),
             _offsets(data),
         )
-        if section  # a journal without routing or health facts has no such section
+        if section  # a journal without routing, health or lost tasks: none such
     )
     title = escape(f"colmena-fx report: {data.header.run_name}")
     return (

@@ -61,6 +61,14 @@ class Transport(Protocol):
     def submit(self, result: Result, function: Callable[..., Any]) -> Future[Result]:
         """Send the task described by `result` (inputs already serialized)."""
 
+    def reattach(self, results: list[Result]) -> dict[str, Future[Result]]:
+        """Take back tasks sent before the client restarted, without sending them again.
+
+        Returns a future for each task this site still has (running, or finished while
+        the client was away); the others must be sent again. Called once, after
+        `start`.
+        """
+
     def cancel(self, task_id: str, failure: Failure) -> bool:
         """Complete task `task_id` now with `failure` and ask the site to drop it.
 

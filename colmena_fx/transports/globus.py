@@ -33,16 +33,13 @@ from typing import Any
 
 import globus_sdk
 from globus_compute_sdk import Client
-from globus_compute_sdk.errors import TaskExecutionFailed
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
-from colmena_fx.exceptions import RateLimitError
 from colmena_fx.exceptions import ServiceError
-from colmena_fx.exceptions import ServiceUnreachableError
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
@@ -52,6 +49,10 @@ from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
 from colmena_fx.transports.globus_executor import TaskOutcome
 from colmena_fx.transports.globus_executor import TrackedExecutor
+from colmena_fx.transports.globus_outcomes import is_engine_report
+from colmena_fx.transports.globus_outcomes import read_future
+from colmena_fx.transports.globus_outcomes import read_record
+from colmena_fx.transports.globus_outcomes import sdk_error
 from colmena_fx.transports.globus_service import endpoint_id_of
 from colmena_fx.transports.globus_service import endpoint_status
 from colmena_fx.transports.globus_service import make_client
@@ -65,7 +66,6 @@ from colmena_fx.transports.health import Health
 from colmena_fx.transports.health import HealthTracker
 from colmena_fx.transports.pending import transport_failure
 from colmena_fx.units import format_size
-from colmena_fx.worker import WorkerReply
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,8 @@ class GlobusTransport:
             if sent is None:
                 continue
             sent.result.remote_id = str(task.task_id)
+            group = sent.executor.task_group_id if sent.executor else None
+            sent.result.remote_group = str(group) if group else None
             sent.accepted_at = sent.heard_at = now
             if self._on_accepted is not None:
                 self._on_accepted(sent.result)
@@ -344,10 +346,10 @@ class GlobusTransport:
         if not task.task_id and task.cancelled():
             self._hand_back(sent)  # a stopped executor gave it back unsent
             return
-        if task.task_id and (task.cancelled() or not _is_engine_report(task)):
+        if task.task_id and (task.cancelled() or not is_engine_report(task)):
             log.warning("site %s: the result watcher gave up on task %s (%s); "
                         "asking the service for it", self.site, task.task_id,
-                        _sdk_error(task))  # fmt: skip
+                        sdk_error(task))  # fmt: skip
             sent.look_up_soon()
             return
         entry = self._tasks.pop(sent.task_id)
@@ -356,7 +358,8 @@ class GlobusTransport:
         if entry is None:
             return
         arrived_ns, transitions = arrival or (time.time_ns(), None)
-        self._read_outcome(task, sent.result)
+        read_future(task, sent.result, self.site, self._client,
+                    self.link.submit_limit)  # fmt: skip
         gcformat.stamp_transitions(transitions, sent.result)
         self._received(sent, arrived_ns)
 
@@ -382,55 +385,6 @@ class GlobusTransport:
             sent.executor.forget([sent.remote_id])
         sent.result.fail(transport_failure(kind, message, self.site, exception_type))
         sent.future.set_result(sent.result)
-
-    def _read_outcome(self, task: ComputeFuture, result: Result) -> None:
-        error = task.exception()
-        if error is None:
-            self._apply(task.result(), result)
-        elif isinstance(error, TaskExecutionFailed):
-            gcformat.fail_from_engine(error.remote_data, result)
-        elif isinstance(error, globus_sdk.GlobusAPIError | globus_sdk.NetworkError):
-            self._fail_refused(error, result)
-        else:
-            message = f"Globus Compute SDK error: {type(error).__name__}: {error}"
-            self._fail(result, FailureKind.INFRASTRUCTURE, message)
-
-    def _apply(self, reply: Any, result: Result) -> None:
-        if isinstance(reply, WorkerReply):
-            gcformat.apply_reply(reply, result)
-        else:
-            message = f"the endpoint returned {type(reply).__name__}, not a reply"
-            self._fail(result, FailureKind.INFRASTRUCTURE, message)
-
-    def _fail_refused(
-        self, error: globus_sdk.GlobusAPIError | globus_sdk.NetworkError, result: Result
-    ) -> None:
-        """A submission the service refused, after the SDK's own retries.
-
-        Too large: the user's to fix. Rate limited, a server error, no answer:
-        the SDK already resent the request five times with backoff (honouring
-        Retry-After); the task fails as `endpoint_lost`, so the federation's
-        bounded, backed-off retries (on whichever site is usable) take over, and
-        the transport never holds a task back without limit.
-        """
-        mapped = translate(error, f"submitting to site {self.site!r}", self._client,
-                           submit_limit=self.link.submit_limit)  # fmt: skip
-        message, kind = str(mapped), FailureKind.INFRASTRUCTURE
-        if isinstance(mapped, PayloadTooLargeError):
-            kind = FailureKind.USER
-        elif _is_transient(mapped):
-            kind = FailureKind.ENDPOINT_LOST
-            message += " (the task was never accepted; it may be resent)"
-        self._fail(result, kind, message, type(mapped).__name__)
-
-    def _fail(
-        self,
-        result: Result,
-        kind: FailureKind,
-        message: str,
-        exception_type: str = "EndpointError",
-    ) -> None:
-        result.fail(transport_failure(kind, message, self.site, exception_type))
 
     # -- cancelling ------------------------------------------------------------------
 
@@ -463,16 +417,7 @@ class GlobusTransport:
             return False
         if sent.executor is not None and sent.remote_id:
             sent.executor.forget([sent.remote_id])
-        result = sent.result
-        if outcome.error is not None:
-            gcformat.fail_from_engine(outcome.error, result)
-        elif outcome.undecodable is not None:
-            message = (
-                f"cannot read the result Globus Compute holds: {outcome.undecodable}"
-            )
-            self._fail(result, FailureKind.INFRASTRUCTURE, message)
-        else:
-            self._apply(outcome.value, result)
+        read_record(outcome, sent.result, self.site)
         self._received(sent)
         return True
 
@@ -483,6 +428,53 @@ class GlobusTransport:
         log.debug("site %s: task %s: %s", self.site, sent.task_id, reason)
         self._complete_failed(sent, FailureKind.ENDPOINT_LOST, reason)
         return True
+
+    # -- after a client restart ------------------------------------------------------
+
+    def reattach(self, results: list[Result]) -> dict[str, Future[Result]]:
+        """Take back the tasks the service accepted before the client restarted.
+
+        Each is looked up at the service at once (a task that finished meanwhile
+        is delivered from its record, not run again) and its task group's result
+        queue is watched again, so a result still to come arrives as any other.
+        A task without a remote id never reached the service: sent again.
+        """
+        now = time.monotonic()
+        futures: dict[str, Future[Result]] = {}
+        by_group: dict[str | None, list[Sent]] = {}
+        for result in results:
+            if not result.remote_id:
+                continue
+            sent = Sent(result, Future(), function_id="", resources=None,
+                        endpoint_config=None)  # fmt: skip
+            sent.accepted_at = sent.heard_at = now
+            sent.adopted = True
+            self._tasks.add(sent)
+            futures[result.task_id] = sent.future
+            by_group.setdefault(result.remote_group, []).append(sent)
+        for group, sents in by_group.items():
+            if group is not None:
+                self._watch_group(group, sents)
+        if futures and self._watch is not None:
+            self._watch.look_up_adopted()
+        log.info("site %s: took back %d task(s) the service accepted before the "
+                 "client restarted", self.site, len(futures))  # fmt: skip
+        return futures
+
+    def _watch_group(self, group: str, sents: list[Sent]) -> None:
+        """Watch the result queue of an earlier client's task group for `sents`."""
+        executor = self._new_executor()
+        executor.task_group_id = group
+        executor.retire()  # it only watches: nothing is ever sent with it
+        self._retired.append(executor)
+        with self._submit_lock:
+            computes = executor.adopt([s.remote_id for s in sents if s.remote_id])
+            for sent in sents:
+                compute = computes[str(sent.remote_id)]
+                sent.executor = executor
+                self._tasks.track(sent, compute)
+        for compute in computes.values():
+            compute.add_done_callback(self._on_compute_done)
 
     def _close_idle_retired(self) -> None:
         for executor in [e for e in self._retired if not e.watching]:
@@ -508,24 +500,3 @@ class GlobusTransport:
             health_since=current.since,
             capacity=view.capacity,
         )
-
-
-def _is_engine_report(task: ComputeFuture) -> bool:
-    """Whether the SDK completed an accepted task from the endpoint's own result
-    (a value or the engine's error report), rather than giving up on it."""
-    error = task.exception()
-    return error is None or isinstance(error, TaskExecutionFailed)
-
-
-def _sdk_error(task: ComputeFuture) -> str:
-    if task.cancelled():
-        return "cancelled"
-    error = task.exception()
-    return f"{type(error).__name__}: {error}"
-
-
-def _is_transient(error: ServiceError) -> bool:
-    """Refusals that may pass when sent again later."""
-    if isinstance(error, RateLimitError | ServiceUnreachableError):
-        return True
-    return error.http_status is not None and error.http_status >= 500

@@ -310,6 +310,16 @@ class TrackedExecutor(Executor):
             self._watcher = watcher
         return watcher
 
+    def adopt(self, task_ids: list[str]) -> dict[str, ComputeFuture]:
+        """Futures for tasks of this executor's task group sent by an earlier
+        client, completed by its watcher as results come (as `reload_tasks` does,
+        without asking the service for the group's task list)."""
+        futures = {task_id: ComputeFuture(task_id) for task_id in task_ids}
+        if futures:
+            watcher = self._get_result_watcher()
+            watcher.watch_for_task_results(self, list(futures.values()))
+        return futures
+
     def forget(self, task_ids: Iterable[str]) -> None:
         """Stop waiting for these tasks' results; any that still come are dropped."""
         task_ids = list(task_ids)

@@ -77,6 +77,9 @@ class Sent:
     lost_reason: str | None = None
     #: Handed back by an executor that stopped before sending it: send it again.
     unsent: bool = False
+    #: Sent by an earlier client of the run and taken back (`reattach`): looked
+    #: up at every poll, as its result may have come while nobody watched.
+    adopted: bool = False
 
     @property
     def task_id(self) -> str:

@@ -87,6 +87,7 @@ class EndpointWatch:
         self._hooks = hooks
         self._closing = threading.Event()
         self._wake = threading.Event()
+        self._look_up = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"cfx-globus-{site}", daemon=True
         )
@@ -106,6 +107,11 @@ class EndpointWatch:
         """Resend what was handed back now, not at the next poll."""
         self._wake.set()
 
+    def look_up_adopted(self) -> None:
+        """Look up the tasks taken back after a client restart now."""
+        self._look_up.set()
+        self._wake.set()
+
     def _run(self) -> None:
         next_poll = time.monotonic() + self.link.status_poll_s
         while not self._closing.is_set():
@@ -114,6 +120,9 @@ class EndpointWatch:
             if self._closing.is_set():
                 return
             self._guarded(self._hooks.resend)
+            if self._look_up.is_set():
+                self._look_up.clear()
+                self._guarded(self._reconcile_adopted)
             if time.monotonic() >= next_poll:
                 self._guarded(self._poll)
                 next_poll = time.monotonic() + self.link.status_poll_s
@@ -162,7 +171,13 @@ class EndpointWatch:
             self._after_return(change, in_flight, now)
         mark_held(in_flight, self.view, now)
         after = self.link.reconcile_after_s
-        self._reconcile([s for s in in_flight if due_for_lookup(s, now, after)], now)
+        # A task taken back after a client restart may have finished while no
+        # watcher listened: look it up at every poll.
+        due = [
+            s for s in in_flight
+            if s.adopted or due_for_lookup(s, now, after)
+        ]  # fmt: skip
+        self._reconcile(due, now)
 
     def _after_return(self, change: Return, in_flight: list[Sent], now: float) -> None:
         """Back online, or another endpoint process: look every task up now."""
@@ -206,6 +221,9 @@ class EndpointWatch:
             self._hooks.lose(sent, reason)
 
     # -- tasks -------------------------------------------------------------------------
+
+    def _reconcile_adopted(self) -> None:
+        self._reconcile(self._tasks.select(lambda s: s.adopted), time.monotonic())
 
     def _reconcile(self, sents: list[Sent], now: float) -> None:
         """Look tasks up at the service: deliver the finished, fail the lost."""

@@ -1,17 +1,17 @@
-"""The `local` transport: the client side of the link to an embedded endpoint.
+"""The `local` transport: the client side of the link to an endpoint on this machine.
 
-Two CurveZMQ DEALER sockets: callers send tasks on `tx` under a lock, straight from
-their own thread (no hand-off), and one receiver thread owns `rx`, on which the
-endpoint sends results and heartbeats. The receiver also watches the endpoint and
-keeps the site's health:
+Either the transport starts the site's endpoint itself (embedded, the default; it
+restarts one that dies, `local_restart`), or, with `local.attach`, it attaches to
+one that `colmena-fx endpoint start` runs and that outlives the client: then it
+never starts, restarts or kills a process, and `stop` says BYE and leaves the
+endpoint running.
 
-- heartbeats late by more than `LATE_PERIODS` periods: `degraded`; heard: `up`;
-- silent for `heartbeat_timeout_s` (a hung or stopped endpoint): `lost`, and every
-  task in flight fails as `endpoint_lost`; the receiver keeps listening, and the
-  site rejoins (`up`) as soon as it is heard again;
-- its process exited: `lost`, tasks failed, what it left (engine processes, socket
-  directory) reaped at once, then restarted with backoff (`local.restart`) on the
-  `cfx-restart-<site>` thread: `recovering`, then `up`, or `lost` for good.
+Two CurveZMQ DEALER sockets, one session (`local_link`): callers send tasks on `tx`
+under a lock, straight from their own thread (no hand-off), and one receiver thread
+owns `rx`, on which the endpoint sends results and heartbeats, and on which the
+receiver pings the endpoint and acknowledges each batch of results once their
+futures are complete (their callbacks have persisted them). What it hears keeps
+the site's health (`local_watch`).
 
 The transport never retries a task itself: the federation resubmits lost ones.
 Results that arrive for a task already failed here are dropped (and logged).
@@ -33,82 +33,86 @@ from colmena_fx.config import SiteConfig
 from colmena_fx.endpoint import wire
 from colmena_fx.endpoint.process import EndpointProcess
 from colmena_fx.exceptions import EndpointError
-from colmena_fx.models import HOST
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
-from colmena_fx.timers import backoff_s
 from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
-from colmena_fx.transports.health import Health
 from colmena_fx.transports.health import HealthTracker
+from colmena_fx.transports.local_handover import Arrivals
+from colmena_fx.transports.local_link import BYE_LINGER_MS
+from colmena_fx.transports.local_link import LinkSession
+from colmena_fx.transports.local_link import connect
+from colmena_fx.transports.local_link import read_connection_file
+from colmena_fx.transports.local_link import run_identity
+from colmena_fx.transports.local_receiver import Receiver
+from colmena_fx.transports.local_restart import Restarter
+from colmena_fx.transports.local_restart import Stopping
+from colmena_fx.transports.local_restart import backoff_delays
+from colmena_fx.transports.local_watch import LinkWatch
+from colmena_fx.transports.local_watch import heartbeat_health
 from colmena_fx.transports.pending import PendingTasks
 from colmena_fx.transports.pending import complete_failed
-from colmena_fx.transports.pending import transport_failure
+
+__all__ = ["LocalTransport", "backoff_delays", "heartbeat_health"]
 
 log = logging.getLogger(__name__)
 
-#: Heartbeats missed in a row before a site is `degraded` (it is `lost` only after
-#: `heartbeat_timeout_s`).
-LATE_PERIODS = 3
-
-
-def heartbeat_health(silence_s: float, period_s: float, timeout_s: float) -> Health:
-    """The health that `silence_s` seconds without a word from the endpoint means."""
-    if silence_s > timeout_s:
-        return Health.LOST
-    if silence_s > LATE_PERIODS * period_s:
-        return Health.DEGRADED
-    return Health.UP
-
-
-def backoff_delays(attempts: int, initial_s: float, max_s: float) -> list[float]:
-    """The wait before each restart: doubling from `initial_s`, capped at `max_s`."""
-    return [backoff_s(n, initial_s, max_s) for n in range(1, attempts + 1)]
-
-
-class _Stopping(Exception):
-    """The transport is stopping: a restart in progress gives up quietly."""
-
 
 class LocalTransport:
-    """Starts a site's endpoint process, exchanges tasks with it, restarts it."""
+    """Exchanges tasks with a site's endpoint; starts and restarts it unless it
+    attaches to one (`local.attach`)."""
 
     def __init__(self, site: SiteConfig, run_dir: Path) -> None:
         self.site = site.name
         self.config = site
         self.health = HealthTracker(self.site)
-        self.process = EndpointProcess(site, Path(run_dir))
+        #: The connection file of the endpoint attached to; None when embedded.
+        self.attach = site.local.attach
+        #: The endpoint process this transport runs; None when it attaches.
+        self.process = None if self.attach else EndpointProcess(site, Path(run_dir))
+        #: The client's run: an endpoint hands a run's results to its sessions only.
+        self.run = run_identity(run_dir)
         self._functions = gcformat.FunctionCache()
         self._pending = PendingTasks()
         self._tx_lock = threading.Lock()
         self._tx: zmq.Socket[Any] | None = None
+        self._session: LinkSession | None = None
         self._ctx: zmq.Context[zmq.Socket[Any]] | None = None
-        self._state = TransportState.NEW
-        self._lost_reason = ""
-        self._last_heard: float | None = None
-        self._remote_host: str | None = None
-        self._workers: int | None = None
-        #: Lost through silence, not an exit: hearing the endpoint again rejoins.
-        self._silent = False
-        self._heard = threading.Event()
+        self._watch = LinkWatch(site.local, self.health, self._pending)
+        self._arrivals = Arrivals(self._watch, takes_back=self.process is None)
         self._closing = threading.Event()
         #: Guards starting threads against `stop`, so it can join every one.
         self._threads_lock = threading.Lock()
-        self._receiver: threading.Thread | None = None
-        #: Which link the receiver serves: a new link ends the previous receiver.
-        self._link = 0
-        self._restarter: threading.Thread | None = None
+        #: The receiver of the current link.
+        self._receiver: Receiver | None = None
+        self._restarter = (
+            None
+            if self.process is None
+            else Restarter(
+                self.process,
+                self._watch,
+                self._closing,
+                self._threads_lock,
+                self._bring_up,
+                self._end_receiver,
+            )
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
         self._ctx = zmq.Context()
         try:
-            self._bring_up(self.process.start(cancel=self._closing))
-        except _Stopping:
+            if self.process is None:
+                assert self.attach is not None
+                info = read_connection_file(self.attach, self.config)
+            else:
+                info = self.process.start(cancel=self._closing)
+            self._bring_up(info)
+        except Stopping:
             self.stop()
             raise EndpointError(
                 f"site {self.site!r} was stopped while starting"
@@ -118,85 +122,87 @@ class LocalTransport:
             raise
 
     def _bring_up(self, info: wire.ConnectionInfo) -> None:
-        """Connect to a freshly started endpoint and return once it was heard from;
-        raises `EndpointError` if it exits or stays silent, `_Stopping` on stop."""
-        self._heard.clear()
-        self._last_heard = None
-        self._silent = False
-        rx = self._connect(info)
-        rx.send_multipart(
-            wire.encode(wire.Kind.HELLO, wire.HelloHeader(client_host=HOST))
-        )
-        tx = self._connect(info)
+        """Connect, say HELLO on both sockets, and return once WELCOMEd; raises
+        `EndpointError` if refused, silent or exited, `Stopping` on stop."""
+        self._watch.new_link()
+        session = LinkSession(self.run)
+        via = self.config.local.connect_via
+        assert self._ctx is not None
+        rx = connect(self._ctx, info, via)
+        rx.send_multipart(session.hello("rx"))
+        tx = connect(self._ctx, info, via)
+        tx.send_multipart(session.hello("tx"))
         with self._tx_lock:
-            old, self._tx = self._tx, tx
+            old, self._tx, self._session = self._tx, tx, session
         if old is not None:
             old.close(linger=0)
+        receiver = Receiver(
+            rx,
+            session,
+            self._watch,
+            self._arrivals,
+            self._closing,
+            self._send_tx,
+            self._exited,
+        )
         with self._threads_lock:
             if self._closing.is_set():
                 rx.close(linger=0)
-                raise _Stopping
-            self._link += 1
-            self._receiver = threading.Thread(
-                target=self._receive,
-                args=(rx, self._link),
-                name=f"cfx-rx-{self.site}",
-                daemon=True,
-            )
-            self._receiver.start()
-        self._wait_heard(info)
-        with self._pending.lock:
-            self._state = TransportState.RUNNING
-            self._lost_reason = ""
-        self.health.set(Health.UP, f"endpoint pid {info.pid} answers on {info.address}")
+                raise Stopping
+            if self._receiver is not None:
+                self._receiver.retire()  # a newer link ends the previous receiver
+            self._receiver = receiver
+            receiver.thread.start()
+        self._wait_welcome(receiver, info)
+        self._watch.up(f"endpoint pid {info.pid} answers on {info.address}")
 
-    def _wait_heard(self, info: wire.ConnectionInfo) -> None:
+    def _wait_welcome(self, receiver: Receiver, info: wire.ConnectionInfo) -> None:
         deadline = time.monotonic() + self.config.local.start_timeout_s
-        while not self._heard.wait(0.05):
+        while not receiver.answered.wait(0.05):
             if self._closing.is_set():
-                raise _Stopping
-            code = self.process.exit_code()
-            if code is not None:
+                raise Stopping
+            code = self.process.exit_code() if self.process else None
+            if self.process is not None and code is not None:
                 raise EndpointError(
                     f"the endpoint of site {self.site!r} exited (status {code}) "
                     f"before it answered; see {self.process.log_path}"
                 )
             if time.monotonic() > deadline:
-                via = self.config.local.connect_via
-                route = (
-                    f"{info.address} (through {via}, local.connect_via)"
-                    if via
-                    else info.address
-                )
-                raise EndpointError(
-                    f"site {self.site!r}: the endpoint started but never answered "
-                    f"over {route}; see {self.process.log_path}"
-                )
+                raise EndpointError(self._unanswered(info))
+        if receiver.refused is not None:
+            raise EndpointError(
+                f"cannot attach to {self.attach or info.address}: {receiver.refused}"
+            )
 
-    def _connect(self, info: wire.ConnectionInfo) -> zmq.Socket[Any]:
-        assert self._ctx is not None
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.curve_serverkey = info.server_public_key.encode()
-        sock.curve_publickey = info.client_public_key.encode()
-        sock.curve_secretkey = info.client_secret_key.encode()
-        sock.linger = 0
-        # Through a tunnel or proxy, the client dials its near end; the CURVE keys
-        # are the endpoint's all the same, as the middle only forwards bytes.
+    def _unanswered(self, info: wire.ConnectionInfo) -> str:
         via = self.config.local.connect_via
-        address = f"tcp://{via}" if via else info.address
-        if address.startswith("tcp://["):
-            sock.ipv6 = True
-        sock.connect(address)
-        return sock
+        route = (
+            f"{info.address} (through {via}, local.connect_via)"
+            if via
+            else info.address
+        )
+        if self.process is not None:
+            return (
+                f"site {self.site!r}: the endpoint started but never answered over "
+                f"{route}; see {self.process.log_path}"
+            )
+        return (
+            f"site {self.site!r}: the endpoint (pid {info.pid}) of connection file "
+            f"{self.attach} did not answer over {route} within "
+            f"{self.config.local.start_timeout_s:g} s (local.start_timeout_s); is it "
+            f"running? Start it with `colmena-fx endpoint start "
+            f"{self.config.source or '<site file>'}`"
+        )
 
     def stop(self) -> None:
-        """Stop restarting and receiving, fail what is in flight, stop the endpoint.
+        """Stop restarting and receiving, fail what is in flight, say BYE, and stop
+        the endpoint if this transport started it.
 
         Returns promptly even during a restart's backoff or start: both watch
         `_closing`, and an endpoint caught starting is killed with its session.
         """
         with self._threads_lock:  # from here on, no thread is started
-            if self._closing.is_set() or self._state is TransportState.STOPPED:
+            if self._closing.is_set() or self._watch.state is TransportState.STOPPED:
                 return  # stopped, or stopping in another thread
             self._closing.set()
         _join(self._restarter)
@@ -206,15 +212,29 @@ class LocalTransport:
             f"site {self.site!r} was stopped before the task finished",
             self.site,
         )
-        with self._pending.lock:
-            self._state = TransportState.STOPPED
-        self.process.stop()
-        with self._tx_lock:
-            tx, self._tx = self._tx, None
-        if tx is not None:
-            tx.close(linger=0)
+        self._watch.set_state(TransportState.STOPPED)
+        self._say_bye()
+        if self.process is not None:
+            self.process.stop()
         if self._ctx is not None:
             self._ctx.destroy(linger=0)
+
+    def _say_bye(self) -> None:
+        """Tell the endpoint this session ends: it detaches it at once (the next
+        client need not wait) and drops the run's results, failed here already."""
+        with self._tx_lock:
+            tx, self._tx = self._tx, None
+        if tx is None:
+            return
+        linger = 0
+        # An embedded endpoint is stopped next: only an attached one needs it.
+        if self._session is not None and self.process is None:
+            try:
+                tx.send_multipart(self._session.bye(), flags=zmq.NOBLOCK)
+                linger = BYE_LINGER_MS  # the BYE may still be on its way
+            except zmq.ZMQError as exc:
+                log.debug("site %s: cannot say BYE: %s", self.site, exc)
+        tx.close(linger=linger)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -230,12 +250,16 @@ class LocalTransport:
         )
         frames = wire.encode(wire.Kind.TASK, header, packed)
         with self._pending.lock:
-            running = self._state is TransportState.RUNNING
+            running = self._watch.state is TransportState.RUNNING
             if running:
                 self._pending.add(result.task_id, result, future)
         if not running:
             complete_failed(
-                result, future, FailureKind.ENDPOINT_LOST, self._why_down(), self.site
+                result,
+                future,
+                FailureKind.ENDPOINT_LOST,
+                self._watch.why_down(),
+                self.site,
             )
             return future
         with self._tx_lock:
@@ -243,6 +267,30 @@ class LocalTransport:
             assert self._tx is not None  # set before the state went RUNNING
             self._tx.send_multipart(frames, copy=False)
         return future
+
+    def reattach(self, results: list[Result]) -> dict[str, Future[Result]]:
+        """Take back tasks sent before the client restarted, without sending them
+        again: those the endpoint's WELCOME listed (running, or finished while the
+        client was away). Embedded, there are none: that endpoint died with the
+        client. Called once, after `start`; later calls return {}.
+        """
+        if self.process is not None:
+            return {}
+        futures, done = self._arrivals.reattach(results)
+        if done and self._session is not None:  # the receiver owns rx: ACK on tx
+            self._send_tx(self._session.ack(done))
+        return futures
+
+    def _send_tx(self, frames: list[bytes]) -> None:
+        """Send a control message on tx, from any thread."""
+        with self._tx_lock:
+            try:
+                if self._tx is not None:
+                    self._tx.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.ZMQError as exc:  # not connected, or its queue is full
+                log.warning(
+                    "site %s: cannot send %s: %s", self.site, frames[0].decode(), exc
+                )
 
     def cancel(self, task_id: str, failure: Failure) -> bool:
         """Complete `task_id` now with `failure`; the endpoint drops it (unstarted,
@@ -264,226 +312,45 @@ class LocalTransport:
         future.set_result(result)
         return True
 
-    def _why_down(self) -> str:
-        if self._state is TransportState.LOST:
-            return self._lost_reason
-        return f"site {self.site!r} is {self._state.value}, not running"
+    # -- the endpoint's process (embedded only) --------------------------------------
 
-    # -- receiving -------------------------------------------------------------------
-
-    def _receive(self, rx: zmq.Socket[Any], link: int) -> None:
-        """Own `rx` until stop, a newer link, or the endpoint's exit (which it
-        answers by starting a restart)."""
-        poller = zmq.Poller()
-        poller.register(rx, zmq.POLLIN)
-        poll_ms = int(min(200.0, self.config.local.heartbeat_s * 500))
-        try:
-            while not self._closing.is_set() and link == self._link:
-                if poller.poll(poll_ms):
-                    while wire.readable(rx):
-                        frames = rx.recv_multipart()
-                        try:
-                            self._handle(frames)
-                        except Exception:  # keep receiving: other tasks need it
-                            log.exception("site %s: cannot handle a message", self.site)
-                if self._watch():
-                    return
-        finally:
-            rx.close(linger=0)
-
-    def _watch(self) -> bool:
-        """Check the endpoint's process and heartbeats; True once it has exited."""
-        watching = self._state is TransportState.RUNNING or self._silent
-        if not watching:  # a start or restart is bringing it up, and watches it
+    def _exited(self) -> bool:
+        """For the receiver: whether the endpoint process exited (then restarted)."""
+        code = self.process.exit_code() if self.process else None
+        if code is None or self._restarter is None:
             return False
-        code = self.process.exit_code()
-        if code is not None:
-            self._on_exit(code)
-            return True
-        if self._last_heard is None:
-            return False
-        silence = time.monotonic() - self._last_heard
-        local = self.config.local
-        health = heartbeat_health(silence, local.heartbeat_s, local.heartbeat_timeout_s)
-        if health is Health.LOST and not self._silent:
-            self._silent = True
-            self._lose(
-                f"site {self.site!r} has not been heard from for "
-                f"{local.heartbeat_timeout_s:g} s (local.heartbeat_timeout_s); "
-                f"it rejoins when heard again"
-            )
-        elif health is Health.DEGRADED and self.health.health is Health.UP:
-            self.health.set(
-                Health.DEGRADED,
-                f"heartbeats late: last heard {silence:.1f} s ago "
-                f"(expected every {local.heartbeat_s:g} s)",
-            )
-        return False
+        self._restarter.on_exit(code)
+        return True
 
-    def _handle(self, frames: list[bytes]) -> None:
-        received_ns = time.time_ns()
-        self._heard_now()
-        try:
-            kind, header, payloads = wire.decode(frames)
-        except wire.WireError as exc:
-            log.warning("site %s sent a malformed message: %s", self.site, exc)
-            return
-        if kind is wire.Kind.HEARTBEAT:
-            self._remote_host = header.host
-            self._workers = header.workers
-            self._heard.set()
-        elif kind is wire.Kind.RESULT:
-            for entry, payload in zip(header.results, payloads, strict=True):
-                self._complete(entry, payload, header, received_ns)
-
-    def _heard_now(self) -> None:
-        """The endpoint spoke: a silent site rejoins, a late one is up again."""
-        now = time.monotonic()
-        silence = None if self._last_heard is None else now - self._last_heard
-        self._last_heard = now
-        if self._silent:
-            self._silent = False
-            with self._pending.lock:
-                self._state = TransportState.RUNNING
-                self._lost_reason = ""
-            self.health.set(Health.UP, f"heard again after {silence or 0:.1f} s")
-        elif self.health.health is Health.DEGRADED:
-            self.health.set(Health.UP, "heartbeats on time again")
-
-    def _complete(
-        self,
-        entry: wire.ResultEntry,
-        payload: bytes,
-        header: wire.ResultHeader,
-        received_ns: int,
-    ) -> None:
-        pending = self._pending.pop(entry.task_id)
-        if pending is None:  # at-least-once: the federation may have resubmitted it
-            log.warning(
-                "site %s returned task %s, which is no longer in flight here "
-                "(failed as lost, cancelled or stopped): result dropped",
-                self.site,
-                entry.task_id,
-            )
-            return
-        result, future = pending
-        result.stamp(
-            Stamp.ENDPOINT_RECEIVED, host=header.host, time_ns=entry.received_ns
-        )
-        try:
-            gcformat.unpack_result(payload, result)  # adds the worker's stamps
-        except Exception as exc:
-            message = f"cannot read the result: {exc}"
-            result.fail(transport_failure(FailureKind.INFRASTRUCTURE, message, ""))
-        result.stamp(Stamp.ENDPOINT_SENT, host=header.host, time_ns=header.sent_ns)
-        result.stamp(Stamp.RECEIVED, time_ns=received_ns)
-        result.stamp(Stamp.DESERIALIZED)
-        future.set_result(result)
-
-    def _lose(self, reason: str) -> None:
-        log.error("%s; failing its tasks in flight", reason)
-        with self._pending.lock:
-            self._state = TransportState.LOST
-            self._lost_reason = reason
-        self.health.set(Health.LOST, reason)
-        self._pending.fail_all(FailureKind.ENDPOINT_LOST, reason, self.site)
-
-    # -- restarting ------------------------------------------------------------------
-
-    def _on_exit(self, code: int) -> None:
-        """The endpoint died: fail its tasks, reap what it left, restart it."""
-        reason = (
-            f"the endpoint of site {self.site!r} exited (status {code}); "
-            f"see {self.process.log_path}"
-        )
-        restarting = self.config.local.restart.attempts > 0
-        if not restarting:
-            reason += "; not restarted, as local.restart.attempts is 0"
-        self._silent = False
-        self._lose(reason)
-        self.process.reap()
-        if not restarting:
-            return
-        with self._threads_lock:
-            if self._closing.is_set():
-                return
-            self._restarter = threading.Thread(
-                target=self._restart, name=f"cfx-restart-{self.site}", daemon=True
-            )
-            self._restarter.start()
-
-    def _restart(self) -> None:
-        """Start the endpoint again, with backoff; `lost` for good if it never comes."""
-        _join(self._receiver)  # the one that saw the exit: let it close its rx
-        restart = self.config.local.restart
-        delays = backoff_delays(
-            restart.attempts, restart.backoff_initial_s, restart.backoff_max_s
-        )
-        error = ""
-        for attempt, delay in enumerate(delays, start=1):
-            self.health.set(
-                Health.RECOVERING,
-                f"restart {attempt} of {restart.attempts} in {delay:g} s",
-            )
-            if self._closing.wait(delay):
-                return
-            self.health.set(
-                Health.RECOVERING,
-                f"restart {attempt} of {restart.attempts}: starting the endpoint",
-            )
-            try:
-                self._bring_up(self.process.start(cancel=self._closing))
-                log.info("site %s restarted (attempt %d)", self.site, attempt)
-                return
-            except _Stopping:
-                return
-            except Exception as exc:
-                if self._closing.is_set():
-                    return
-                error = (str(exc).splitlines() or [type(exc).__name__])[0]
-                log.warning("site %s: restart %d failed: %s", self.site, attempt, exc)
-                self._abandon_attempt()
-        reason = (
-            f"the endpoint of site {self.site!r} did not restart in "
-            f"{restart.attempts} attempts (last: {error}); see "
-            f"{self.process.log_path}, fix the site and start the campaign again"
-        )
-        with self._pending.lock:
-            self._lost_reason = reason
-        self.health.set(Health.LOST, reason)
-
-    def _abandon_attempt(self) -> None:
-        """Undo a failed restart: its receiver, its process and what it started."""
-        self.process.kill()
-        with self._threads_lock:
-            self._link += 1  # ends the attempt's receiver, which never watched
-        _join(self._receiver)
-        self.process.reap()
+    def _end_receiver(self, retire: bool) -> None:
+        """Join the receiver; with `retire`, end it first (for `Restarter`)."""
+        receiver = self._receiver
+        if receiver is not None:
+            if retire:
+                receiver.retire()
+            _join(receiver)
 
     # -- state -----------------------------------------------------------------------
 
     def status(self) -> TransportStatus:
-        in_flight = len(self._pending)
-        heard = (
-            None if self._last_heard is None else time.monotonic() - self._last_heard
-        )
         health = self.health.current
         return TransportStatus(
             site=self.site,
             transport="local",
-            state=self._state,
-            in_flight=in_flight,
-            remote_host=self._remote_host,
-            last_heard_s=heard,
-            detail=self._lost_reason,
+            state=self._watch.state,
+            in_flight=len(self._pending),
+            remote_host=self._watch.remote_host,
+            last_heard_s=self._watch.silence_s(),
+            detail=self._watch.lost_reason,
             health=health.health,
             health_reason=health.reason,
             health_since=health.since,
-            capacity=self._workers,
+            capacity=self._watch.workers,
         )
 
 
-def _join(thread: threading.Thread | None, timeout: float = 30.0) -> None:
+def _join(owner: Receiver | Restarter | None, timeout: float = 30.0) -> None:
+    thread = owner.thread if owner is not None else None
     if thread is None or thread is threading.current_thread():
         return
     thread.join(timeout)

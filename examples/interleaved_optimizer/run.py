@@ -5,22 +5,26 @@ the federation file, runs the thinker until the simulation budget is spent, stop
 the sites, and then prints where each task's time went (from the run's journal,
 complete only once the sites have stopped), the best point found, how busy the
 simulation workers were, and where the run's files are. Run it from the repository
-root: the sites' workers import the task functions from there.
+root: the sites' workers import the task functions from there. `--resume RUN_DIR`
+goes on with a campaign whose client was stopped or killed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
 
 from colmena_fx.exceptions import ColmenaFXError
+from colmena_fx.exceptions import RunDirectoryError
 from colmena_fx.federation import Federation
 from examples.interleaved_optimizer.functions import DEFAULT_COST_S
 from examples.interleaved_optimizer.functions import DEFAULT_DIM
@@ -31,6 +35,9 @@ from examples.interleaved_optimizer.report import write_history
 from examples.interleaved_optimizer.thinker import SIM_TOPIC
 from examples.interleaved_optimizer.thinker import InterleavedOptimizer
 from examples.interleaved_optimizer.thinker import Settings
+
+#: The campaign's settings, kept in its run directory for `--resume`.
+SETTINGS_NAME = "optimizer-settings.json"
 
 
 def workers_for(federation: Federation, method: str, topic: str) -> int:
@@ -90,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true",
         help="no live display: a plain line every 10 simulations",
     )  # fmt: skip
+    parser.add_argument(
+        "--resume", type=Path, default=None, metavar="RUN_DIR",
+        help="go on with the campaign of RUN_DIR, whose client stopped or was "
+        "killed: with its settings, redoing no simulation that had finished",
+    )  # fmt: skip
     return parser
 
 
@@ -130,6 +142,16 @@ def _configure_logging(console: Console, live: bool) -> None:
 
 
 def _settings(args: argparse.Namespace, federation: Federation) -> Settings:
+    """The options', or on `--resume` those the campaign started with."""
+    if args.resume is not None:
+        try:
+            kept = json.loads((args.resume / SETTINGS_NAME).read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirectoryError(
+                f"cannot resume {args.resume}: no campaign settings there ({exc}); "
+                f"pass the run directory the campaign printed"
+            ) from None
+        return Settings(**kept)
     return Settings(
         budget=args.budget,
         dim=args.dim,
@@ -144,24 +166,39 @@ def _campaign(
 ) -> tuple[InterleavedOptimizer, Path]:
     """Start the sites, run the thinker to the end, stop the sites."""
     start = time.monotonic()
-    federation = Federation.from_file(args.federation, run_dir=args.run_dir)
+    federation = Federation.from_file(
+        args.federation, run_dir=args.run_dir, resume=args.resume
+    )
     settings = _settings(args, federation)
+    doing = "Resuming" if args.resume else "Minimizing"
     console.print(
-        f"Minimizing Ackley in {settings.dim} dimensions: {settings.budget} "
+        f"{doing} Ackley in {settings.dim} dimensions: {settings.budget} "
         f"simulations of {settings.cost_s:g} s on {settings.sim_workers} workers, "
         f"surrogate retrained every {settings.retrain_every} results. Starting the "
         f"sites of {args.federation} ...",
         highlight=False,
     )
     with federation:
+        assert federation.run_dir is not None
         console.print(
             f"Sites {', '.join(federation.sites)} up in "
             f"{time.monotonic() - start:.1f} s; run directory {federation.run_dir}",
             highlight=False,
             soft_wrap=True,
         )
-        reporter = make_reporter(console, args.budget, args.quiet, federation)
+        settings_file = federation.run_dir / SETTINGS_NAME
+        if args.resume is None:
+            settings_file.write_text(json.dumps(asdict(settings)))
+        reporter = make_reporter(console, settings.budget, args.quiet, federation)
         thinker = InterleavedOptimizer(federation, settings, reporter.update)
+        if args.resume is not None:
+            thinker.resume_from(federation.resumed, federation.resumed_pending)
+            console.print(
+                f"Resumed: {thinker.finished} simulations were done, "
+                f"{thinker.submitted - thinker.finished} come back from the sites "
+                f"or are sent again",
+                highlight=False,
+            )
         with reporter:
             try:
                 thinker.run()

@@ -111,17 +111,56 @@ class InterleavedOptimizer(BaseThinker):
         self.idle = SlotIdle()
         #: When the agents started (ns since the epoch, the workers' clock here).
         self.started_ns = time.time_ns()
+        #: Simulation slots held by tasks of an earlier client (`resume_from`).
+        self._held_by_resumed = 0
+        #: Training and inference tasks of an earlier client: their results would
+        #: answer a retraining that did not ask for them.
+        self._stale: set[str] = set()
+        #: When the earlier client's first task was created, if resumed.
+        self._resumed_from_ns: int | None = None
+
+    # -- resuming ----------------------------------------------------------------------
+
+    def resume_from(self, taken: list[Result], pending: list[Result]) -> None:
+        """Rebuild the state of an earlier client of the run, before `run`.
+
+        `taken` are the results it processed (`Federation.resumed`), replayed in
+        their order; `pending` its tasks still to come back
+        (`Federation.resumed_pending`): each simulation among them holds a slot
+        until its result is recorded, as if this client had submitted it.
+        """
+        for result in taken:
+            if result.topic == SIM_TOPIC:
+                self.busy.add(result)
+                with self._state_lock:
+                    self._record(result)
+        created = [e.time_ns for r in taken for e in r.timeline.events[:1]]
+        self._resumed_from_ns = min(created, default=None)
+        sims = [r for r in pending if r.topic == SIM_TOPIC]
+        self._stale = {r.task_id for r in pending if r.topic != SIM_TOPIC}
+        with self._state_lock:
+            self.submitted = self.finished + len(sims)
+        self._held_by_resumed = min(len(sims), self.settings.sim_workers)
+        if self._held_by_resumed:
+            self.slots.reallocate(None, "sim", self._held_by_resumed)
+            self.slots.acquire("sim", self._held_by_resumed)
+        log.info(
+            "resumed: %d simulations recorded, %d still to come back",
+            self.finished, len(sims),
+        )  # fmt: skip
+        self._finish_if_complete()  # all of them may have come back already
 
     # -- simulations -------------------------------------------------------------------
 
     @agent(startup=True)
     def allocate(self) -> None:
         """Give the simulations one slot per worker, and the training site one."""
-        self.started_ns = time.time_ns()
-        for _ in range(self.settings.sim_workers):
+        self.started_ns = self._resumed_from_ns or time.time_ns()
+        free = self.settings.sim_workers - self._held_by_resumed
+        for _ in range(free):
             self.idle.freed()  # before the submitter can fill them
         self.slots.reallocate(None, "ml", 1)
-        self.slots.reallocate(None, "sim", self.settings.sim_workers)
+        self.slots.reallocate(None, "sim", free)
 
     @task_submitter(task_type="sim", n_slots=1)
     def submit_simulation(self) -> None:
@@ -145,18 +184,7 @@ class InterleavedOptimizer(BaseThinker):
         self.idle.freed()
         self.busy.add(result)
         with self._state_lock:
-            self.finished += 1
-            if result.success:
-                x = np.asarray(result.task_info["x"])
-                y = float(result.value)
-                self.xs.append(x)
-                self.ys.append(y)
-                self.from_model += bool(result.task_info.get("from_model"))
-                if y < self.best_y:
-                    self.best_x, self.best_y = x, y
-                self._since_training += 1
-            else:
-                self.failed += 1
+            self._record(result)
             due = (
                 self._since_training >= self.settings.retrain_every
                 and not self._training
@@ -174,6 +202,21 @@ class InterleavedOptimizer(BaseThinker):
         if self.on_progress is not None:
             self.on_progress(snapshot)
         self._finish_if_complete()
+
+    def _record(self, result: Result) -> None:
+        """With the state lock held: count a simulation and learn from its value."""
+        self.finished += 1
+        if result.success:
+            x = np.asarray(result.task_info["x"])
+            y = float(result.value)
+            self.xs.append(x)
+            self.ys.append(y)
+            self.from_model += bool(result.task_info.get("from_model"))
+            if y < self.best_y:
+                self.best_x, self.best_y = x, y
+            self._since_training += 1
+        else:
+            self.failed += 1
 
     # -- the surrogate -----------------------------------------------------------------
 
@@ -302,6 +345,8 @@ class InterleavedOptimizer(BaseThinker):
         """
         while True:
             result = self.federation.get_result(topic, timeout=1.0)
+            if result is not None and result.task_id in self._stale:
+                continue  # an earlier client's: not the answer to this request
             if result is not None or self.done.is_set():
                 return result
 
