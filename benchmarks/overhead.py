@@ -42,12 +42,40 @@ it moves a ratio by under a percent, below the spread between rounds. It is left
 running rather than paused: stopping its processes would race the engines' 10 s
 heartbeat threshold, and its threads in this process cannot be stopped at all.
 
+The task store's cost (`colmena_fx.taskstore`: per task a request record in
+`submit`, a result record before the result is queued, a `taken` mark in
+`get_result`, all flushed to the OS; fsynced by the journal's writer thread at
+most `SYNC_S` apart) is measured against the previous design, the same federation
+with the store's writes turned off, in two ways (`_overhead.taskstore`,
+`_overhead.storecalls`; `--no-task-store` skips both):
+
+(c) within each round, path B's burst runs twice, once with the task store and
+    once with a benchmark-only stand-in doing nothing swapped in for the
+    federation's store, the one going first alternating by round: the throughput
+    ratio with/without (median, range, every round), the difference in burst
+    time per task in microseconds, both split by which went first and balanced
+    over the two orders (the second burst of a pair meets what the first left
+    behind), the CPU per task of both, and the bytes per task the store added to
+    the run directory. The with-store burst is path B's burst of (a). A cost of
+    tens of microseconds in a burst of milliseconds per task is within the
+    rounds' spread there, hence:
+(d) after the rounds, the store's three calls timed directly on path B's last
+    burst's results, into a fresh store: microseconds per task of request,
+    result and taken and their total (median and p95 over tasks), and the bytes
+    per task of each file, `--rounds` times in three variants: no other thread;
+    a journal writer over the same files with the library's 1 s fsync period
+    (which a loop of a fraction of a second never reaches: the writer thread's
+    own contention); the same writer fsyncing every 20 ms, 50 times as often, so
+    that each loop overlaps several fsyncs. Whether the fsync on its own thread
+    shows is the last variant against the one before.
+
 `--profile` adds a profiled run of path B's client threads after the rounds.
 
 The parts live in `benchmarks/_overhead/` (see its `__init__`); this file parses
 the options, runs the rounds and prints the tables and, as the last line of
 standard output, one JSON object with the ratios (median, range, every round),
-both paths' figures and the machine, for comparing runs across machines. Run
+both paths' figures, the task store's (`task_store`) and the machine, for
+comparing runs across machines. Run
 from the repository root: `make bench` or `python benchmarks/overhead.py
 [--quick]`.
 """
@@ -87,7 +115,9 @@ from benchmarks._overhead.report import TARGET_RTT_RATIO
 from benchmarks._overhead.report import TARGET_THROUGHPUT_RATIO
 from benchmarks._overhead.report import print_profile
 from benchmarks._overhead.report import print_report
+from benchmarks._overhead.report import print_task_store
 from benchmarks._overhead.report import targets_met
+from benchmarks._overhead.taskstore import StoreRounds
 from benchmarks._tasks import noop
 
 DEFAULT_SITE = REPO / "endpoints" / "local-cpu.yaml"
@@ -154,6 +184,13 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--profile-top", type=int, default=15, help="functions listed per thread"
     )
+    parser.add_argument(
+        "--no-task-store",
+        dest="task_store",
+        action="store_false",
+        help="skip the task store's measurement (path B's second burst per round, "
+        "and the timing of the store's calls)",
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else NORMAL
     settings = Settings(
@@ -166,6 +203,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         profile=args.profile,
         profile_top=args.profile_top,
         idle_check=args.idle_check,
+        task_store=args.task_store,
     )
     for name in ("tasks", "rtt_samples", "rounds", "warmup", "profile_top"):
         if getattr(settings, name) < 1:
@@ -226,6 +264,7 @@ def summarize(
             "repeats": settings.rounds,  # the former name, for older readers
             "warmup": settings.warmup,
             "order": settings.order,
+            "task_store": settings.task_store,
             "site": str(site.relative_to(REPO))
             if site.is_relative_to(REPO)
             else str(site),
@@ -268,17 +307,21 @@ def main(argv: list[str] | None = None) -> int:
         print_idle_check(report)
         print(json.dumps(report, separators=(",", ":")))
         return 0
-    raw, fed = measure(
-        RawEngine(settings.site, noop), ThinkerPath(settings.site, noop), settings
-    )
+    fed_path = ThinkerPath(settings.site, noop)
+    store = StoreRounds(fed_path) if settings.task_store else None
+    raw, fed = measure(RawEngine(settings.site, noop), fed_path, settings, store)
     profile = profile_federation(settings, noop, fed.cpu) if settings.profile else None
 
     print_report(raw, fed, settings)
+    if store is not None:
+        print_task_store(store, fed)
     if profile is not None:
         print_profile(profile)
     summary = summarize(
         raw, fed, settings, machine, time.perf_counter() - wall, profile
     )
+    if store is not None:
+        summary["task_store"] = store.summary(fed.cpu)
     print(json.dumps(summary, separators=(",", ":")))
     return 0
 

@@ -11,6 +11,7 @@ thinker's agents) are clocked from their own CPU clock by a thread hook.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import threading
@@ -164,6 +165,12 @@ class CpuMonitor:
         self.processes = {
             pid: (proc, _role(proc, self.me)) for pid, proc in found.items()
         }
+
+    def twin(self) -> CpuMonitor:
+        """A monitor of the same processes with a tally of its own."""
+        other = copy.copy(self)
+        other.tally = CpuTally()
+        return other
 
     def _sample(self) -> tuple[dict[int, float], dict[str, float]]:
         cpu: dict[int, float] = {}

@@ -11,6 +11,8 @@ Each compared pair (the two bursts, the two round-trip series) runs seconds
 apart, and each ratio is taken within its round (`figures.Ratios`): load that
 hits a round hits both paths alike. `--order` is the order within every round
 (`ba`: B first), kept to check that going first does not bias the ratios.
+Unless `--no-task-store`, B's burst is a pair, with the task store and without
+it, the one that goes first alternating by round (`taskstore`).
 
 The idle path is alive while the other one is measured: its interchange polls
 every 10 ms, and its engine's result thread wakes as often inside this process.
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -33,6 +36,8 @@ from benchmarks._overhead.cpu import CpuMonitor
 from benchmarks._overhead.figures import Figures
 from benchmarks._overhead.figures import Ratios
 from benchmarks._overhead.paths import TaskPath
+from benchmarks._overhead.storecalls import time_store_calls
+from benchmarks._overhead.taskstore import StoreRounds
 
 #: Pause between measurements, so that work left behind by one (journal lines,
 #: heartbeats) does not land in the next.
@@ -58,6 +63,8 @@ class Settings:
     profile: bool
     profile_top: int
     idle_check: bool = False
+    #: Whether path B's bursts also run without the task store (`taskstore`).
+    task_store: bool = True
 
 
 def _children() -> set[int]:
@@ -120,12 +127,19 @@ def _stop(path: TaskPath) -> None:
     path.stop()
 
 
-def burst(path: TaskPath, figures: Figures, monitor: CpuMonitor, tasks: int) -> None:
-    """One measured burst, its CPU tallied; then a pause to settle."""
+def timed_burst(path: TaskPath, monitor: CpuMonitor, tasks: int) -> float:
+    """One measured burst's throughput, its CPU tallied; then a pause to settle."""
     with monitor.measuring(tasks):
         elapsed = path.burst(tasks)
-    figures.throughput.append(tasks / elapsed)
     time.sleep(SETTLE_S)
+    return tasks / elapsed
+
+
+def burst(path: TaskPath, figures: Figures, monitor: CpuMonitor, tasks: int) -> float:
+    """One measured burst, kept in `figures`; returns its throughput."""
+    throughput = timed_burst(path, monitor, tasks)
+    figures.throughput.append(throughput)
+    return throughput
 
 
 def round_trips(path: TaskPath, figures: Figures, samples: int) -> None:
@@ -135,10 +149,13 @@ def round_trips(path: TaskPath, figures: Figures, samples: int) -> None:
 
 
 def measure(
-    raw: TaskPath, fed: TaskPath, settings: Settings
+    raw: TaskPath, fed: TaskPath, settings: Settings, store: StoreRounds | None = None
 ) -> tuple[Figures, Figures]:
     """Start both paths, warm both up, measure them in `rounds` alternating rounds.
 
+    With `store` (over `fed`), path B's burst of each round is a pair, with the
+    task store and without it (`taskstore`), and after the rounds the store's
+    calls are timed directly on B's last burst (`storecalls`).
     Returns the figures of `raw` (A) and `fed` (B), whatever the order.
     """
     figures = {
@@ -149,19 +166,42 @@ def measure(
     ordered = [figures[path] for path in order]
     with started(order, ordered, settings) as monitors:
         lanes = list(zip(order, ordered, monitors, strict=True))
+        # B's bursts without the task store, their CPU tallied apart.
+        twin = monitors[order.index(fed)].twin()
         for index in range(settings.rounds):
             for path, path_figures, monitor in lanes:
-                burst(path, path_figures, monitor, settings.tasks)
+                with_store = partial(burst, path, path_figures, monitor, settings.tasks)
+                if path is fed and store is not None:
+                    without = partial(timed_burst, path, twin, settings.tasks)
+                    store.round(index, settings.tasks, with_store, without)
+                else:
+                    with_store()
             for path, path_figures, _ in lanes:
                 round_trips(path, path_figures, settings.rtt_samples)
-            _round_progress(index, figures[raw], figures[fed], settings)
+            _round_progress(index, figures[raw], figures[fed], settings, store)
         for _, path_figures, monitor in lanes:
             path_figures.cpu = monitor.tally
+        if store is not None:
+            store.cpu_without = twin.tally
+            progress("task store: timing its calls directly")
+            store.calls = time_store_calls(store.path.last_results, settings.rounds)
     return figures[raw], figures[fed]
 
 
-def _round_progress(index: int, raw: Figures, fed: Figures, settings: Settings) -> None:
+def _round_progress(
+    index: int,
+    raw: Figures,
+    fed: Figures,
+    settings: Settings,
+    store: StoreRounds | None,
+) -> None:
     last = Ratios.of(raw, fed)
+    if store is not None:
+        progress(
+            f"round {index + 1}: B without the task store "
+            f"{store.without[-1]:6.1f} tasks/s, with/without "
+            f"{store.ratio.values[-1]:.3f}x ({store.first[-1]} first)"
+        )
     progress(
         f"round {index + 1}/{settings.rounds}: "
         f"A {raw.throughput[-1]:6.1f} tasks/s, {raw.rtt_medians[-1]:.3f} ms "

@@ -199,6 +199,8 @@ class ThinkerPath:
         self.method = noop.__name__
         self.run_dir = Path(self._tmp.name).resolve()
         self.completed = 0
+        #: The results of the last burst, as the thinker received them.
+        self.last_results: list[Result] = []
 
     def start(self) -> None:
         self.federation.start()
@@ -210,6 +212,7 @@ class ThinkerPath:
         thinker.run()
         _check_results(thinker.results, n)
         self.completed += n
+        self.last_results = thinker.results
         return thinker.elapsed
 
     def round_trips(self, n: int) -> list[RoundTrip]:

@@ -9,6 +9,7 @@ its round trip) and apply to the median over rounds.
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from benchmarks._overhead.cpu import ROLES
@@ -18,6 +19,15 @@ from benchmarks._overhead.measure import Settings
 from benchmarks._overhead.paths import BACK
 from benchmarks._overhead.paths import OUT
 from benchmarks._overhead.paths import WORKER
+from benchmarks._overhead.storecalls import CALLS
+from benchmarks._overhead.storecalls import FSYNC_S
+from benchmarks._overhead.storecalls import MIN_LOOP_S
+from benchmarks._overhead.storecalls import NO_THREAD
+from benchmarks._overhead.storecalls import over_no_thread
+from benchmarks._overhead.taskstore import StoreRounds
+from benchmarks._stats import Spread
+from benchmarks._stats import p95
+from colmena_fx.journal import SYNC_S
 from colmena_fx.latency import HOP_NAMES
 
 TARGET_THROUGHPUT_RATIO = 0.9
@@ -135,3 +145,89 @@ def print_profile(report: dict[str, Any]) -> None:
                     f"    {est_text} {row['profiled_us_per_task']:8.2f} "
                     f"{row['calls_per_task']:6.2f}  {row['function']}"
                 )
+
+
+def print_task_store(store: StoreRounds, fed: Figures) -> None:
+    print()
+    print(
+        "Task store (colmena_fx.taskstore): path B's burst with it and with a no-op "
+        "stand-in,"
+    )
+    print("same round, which goes first alternating; median [min-max] over rounds")
+    print(
+        f"  {'B with the task store':<34} {Spread.of(store.with_store).text(0)} tasks/s"
+    )
+    print(f"  {'B without (stand-in)':<34} {Spread.of(store.without).text(0)} tasks/s")
+    print(f"  {'ratio with/without':<34} {store.ratio.text(3, 'x')}")
+    label = "burst time per task, with-without"
+    print(f"  {label:<34} {store.us_per_task.text(1, ' us')}")
+    ratio_halves = store.by_first(store.ratio)
+    us_halves = store.by_first(store.us_per_task)
+    for first, half in ratio_halves.items():
+        print(
+            f"    {first + ' first':<32} {half.text(3, 'x')}, "
+            f"{us_halves[first].text(1, ' us')}"
+        )
+    ratio, us = store.balanced()
+    print(f"  {'balanced over the two orders':<34} {ratio:.3f}x, {us:+.1f} us per task")
+    print("  per round (ratio, us per task, which went first):")
+    rows = zip(store.ratio.values, store.us_per_task.values, store.first, strict=True)
+    for index, (ratio, us, first) in enumerate(rows, start=1):
+        print(f"    {index:>3}  {ratio:.3f}x  {us:+8.1f} us  {first}")
+    with_roles = fed.cpu.per_task_us(fed.cpu.roles)
+    without_roles = store.cpu_without.per_task_us(store.cpu_without.roles)
+    for name, with_us, without_us in (
+        (
+            "client process",
+            with_roles.get("client", 0.0),
+            without_roles.get("client", 0.0),
+        ),
+        ("all processes", sum(with_roles.values()), sum(without_roles.values())),
+    ):
+        print(
+            f"  CPU per task, {name:<19} {with_us:7.1f} us with, {without_us:7.1f} "
+            f"without, {with_us - without_us:+6.1f}"
+        )
+    written = ", ".join(
+        f"{name} {size:.0f}" for name, size in store.bytes_per_task().items()
+    )
+    print(f"  bytes per task written in B's run directory: {written}")
+    if not store.calls:
+        return
+    tasks = len(store.path.last_results)
+    print(
+        f"Store calls timed directly on B's last burst ({tasks} results, passed over "
+        f"for at least {MIN_LOOP_S} s per variant and repetition; us per task, "
+        "median / p95 over all tasks; fsyncs: of the journal and both files):"
+    )
+    print(
+        f"  {'variant':<13} {'tasks':>7} {'request':>13} {'result':>13} {'taken':>13} "
+        f"{'total':>13} {'fsyncs':>7} {'fsync ms':>9}"
+    )
+    for times in store.calls:
+        cells = " ".join(
+            f"{statistics.median(times.us[name]):6.1f}/{p95(times.us[name]):<6.1f}"
+            for name in (*CALLS, "total")
+        )
+        fsync_ms = (
+            f"{statistics.median(times.fsyncs_s) * 1e3:9.2f}"
+            if times.fsyncs_s
+            else f"{'-':>9}"
+        )
+        print(
+            f"  {times.variant:<13} {times.tasks:>7} {cells} "
+            f"{len(times.fsyncs_s):>7} {fsync_ms}"
+        )
+    over = ", ".join(
+        f"{variant} {spread.text(3, 'x')}"
+        for variant, spread in over_no_thread(store.calls).items()
+    )
+    print(f"  total median over '{NO_THREAD}', per repetition: {over}")
+    print(
+        f"  (the library's journal fsyncs every {SYNC_S:g} s; at "
+        f"{FSYNC_S * 1e3:g} ms, 50x as often, each loop overlaps several fsyncs)"
+    )
+    written = ", ".join(
+        f"{name} {size:.0f}" for name, size in store.calls[0].bytes_per_task().items()
+    )
+    print(f"  bytes per task written: {written}")
