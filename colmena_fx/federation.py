@@ -36,6 +36,7 @@ from colmena_fx.healthhub import HealthHub
 from colmena_fx.journal import Journal
 from colmena_fx.journal import check_journalable
 from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
@@ -201,7 +202,8 @@ class Federation:
         self.latency.completed(result)
 
     def stop(self) -> None:
-        """Stop every site; tasks not yet finished are delivered as failures.
+        """Stop every site; tasks not yet finished are delivered as failures
+        (and stay unfinished in the run directory, for `resume`).
 
         Raises the journal's error, after stopping everything, if it could not
         write the whole run.
@@ -350,8 +352,18 @@ class Federation:
             )  # fmt: skip
 
     def _deliver(self, result: Result) -> None:
-        """A task finished for good: keep it, journal it, queue it for its topic."""
-        if self._run is not None:  # before the thinker can take it
+        """A task finished for good: keep it, journal it, queue it for its topic.
+
+        A task failed because the federation stops is not kept as finished:
+        resuming the run takes it back or sends it again, as after a crash.
+        """
+        failure = result.failure
+        stopped = (
+            not self._running
+            and failure is not None
+            and (failure.kind is FailureKind.INFRASTRUCTURE)
+        )
+        if self._run is not None and not stopped:  # before the thinker takes it
             self._run.keep_result(result)
         if self.journal is not None:
             self.journal.record("completed", brief(result))

@@ -37,6 +37,9 @@ class RunLog:
         self._lock = ClientLock(run_dir)
         self.store = TaskStore(run_dir)
         self.journal = Journal(run_dir, sync_also=self.store.files)
+        #: After `close`: a result taken from the topics now (after `stop`) is
+        #: not marked; a later resume delivers it again.
+        self.closed = False
 
     @classmethod
     def create(
@@ -76,6 +79,7 @@ class RunLog:
 
     def close(self) -> None:
         """Write out and close everything, then let another client have the run."""
+        self.closed = True
         self.journal.close()
         self.store.close()
         self._lock.release()
@@ -97,6 +101,8 @@ class RunLog:
         self._keep(self.store.taken, result, "the delivery")
 
     def _keep(self, step: Callable[[Result], None], result: Result, what: str) -> None:
+        if self.closed:
+            return
         try:
             step(result)
         except Exception:  # RunDirectoryError, or a value that will not pickle

@@ -236,6 +236,28 @@ def test_attached_endpoint_hands_over_what_finished_and_runs_nothing_twice(
     )
 
 
+def test_tasks_a_clean_stop_failed_are_sent_again_on_resume(tmp_path: Path) -> None:
+    """Ctrl-C stops the federation cleanly: what it failed in flight is not done."""
+    site = write_site(tmp_path, "cpu", PROCESS_POOL, local=QUICK_LINK)
+    path = write_federation(tmp_path, [site], METHODS)
+    log = tmp_path / "runs.log"
+    with Federation.from_file(path) as federation:
+        for index in range(6):
+            federation.submit("logged_run", str(log), index, 0.5,
+                              task_info={"index": index})  # fmt: skip
+        (first,) = _take_all(federation, 1)
+    # Delivered as failed by the stop (but for any that finished meanwhile).
+    stopped = _take_all(federation, 5)
+    assert [r for r in stopped if not r.success]
+    assert federation.run_dir is not None
+    resumed = Federation.resume(federation.run_dir)
+    with resumed:
+        assert [r.task_id for r in resumed.resumed] == [first.task_id]
+        after = _take_all(resumed, len(resumed.resumed_pending))
+    assert sorted(r.task_info["index"] for r in [first, *after]) == list(range(6))
+    assert all(r.success for r in after)
+
+
 # -- the run directory -------------------------------------------------------------
 
 
