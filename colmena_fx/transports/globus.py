@@ -47,8 +47,8 @@ from colmena_fx.models import Stamp
 from colmena_fx.transports import gcformat
 from colmena_fx.transports.base import TransportState
 from colmena_fx.transports.base import TransportStatus
-from colmena_fx.transports.globus_executor import TaskOutcome
 from colmena_fx.transports.globus_executor import TrackedExecutor
+from colmena_fx.transports.globus_lookup import TaskOutcome
 from colmena_fx.transports.globus_outcomes import is_engine_report
 from colmena_fx.transports.globus_outcomes import read_future
 from colmena_fx.transports.globus_outcomes import read_record

@@ -23,7 +23,7 @@ from colmena_fx.exceptions import ServiceUnreachableError
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result
 from colmena_fx.transports import gcformat
-from colmena_fx.transports.globus_executor import TaskOutcome
+from colmena_fx.transports.globus_lookup import TaskOutcome
 from colmena_fx.transports.globus_service import translate
 from colmena_fx.transports.pending import transport_failure
 from colmena_fx.worker import WorkerReply

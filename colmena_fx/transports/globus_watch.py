@@ -25,8 +25,8 @@ from globus_compute_sdk import Client
 
 from colmena_fx.config import GlobusLinkConfig
 from colmena_fx.exceptions import ServiceError
-from colmena_fx.transports.globus_executor import TaskOutcome
-from colmena_fx.transports.globus_executor import task_outcomes
+from colmena_fx.transports.globus_lookup import TaskOutcome
+from colmena_fx.transports.globus_lookup import task_outcomes
 from colmena_fx.transports.globus_service import endpoint_status
 from colmena_fx.transports.globus_service import translate
 from colmena_fx.transports.globus_tasks import EndpointView
