@@ -186,6 +186,61 @@ class GlobusLinkConfig(StrictModel):
         return parse_size(value) if isinstance(value, str) else value
 
 
+ClockMode = Literal["estimate", "synchronized"]
+
+
+class ClockSetting(StrictModel):
+    """What is known about a site's clocks, against the client's (README, "Clocks").
+
+    Written as `estimate`, `synchronized`, or a mapping with the fields below.
+    """
+
+    #: `estimate`: from each task's round trip; `synchronized`: the clocks are
+    #: disciplined (PTP, NTP) to agree within `within_ms`.
+    mode: ClockMode = "estimate"
+    #: With `synchronized`: how far apart the clocks may be (0: not at all).
+    within_ms: float = Field(default=0.0, ge=0)
+    #: With `estimate`: the least one-way delays of the link, client to site and
+    #: back, where they were measured; a round trip cannot split an asymmetric
+    #: path between its two directions by itself.
+    link_out_ms: float = Field(default=0.0, ge=0)
+    link_back_ms: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_word(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _fields_fit_the_mode(self) -> ClockSetting:
+        if self.mode == "estimate" and self.within_ms:
+            raise ValueError(
+                "'within_ms' bounds synchronized clocks: write 'mode: synchronized' "
+                "with it, or leave it out to estimate the offsets"
+            )
+        if self.mode == "synchronized" and (self.link_out_ms or self.link_back_ms):
+            raise ValueError(
+                "'link_out_ms'/'link_back_ms' refine an estimate: write "
+                "'mode: estimate' with them, or 'within_ms' for synchronized clocks"
+            )
+        return self
+
+    def describe(self) -> str:
+        """A few words for tables and journal readers: `synchronized within 1 ms`."""
+        if self.mode == "synchronized":
+            return (
+                f"synchronized within {self.within_ms:g} ms"
+                if self.within_ms
+                else ("synchronized")
+            )
+        if self.link_out_ms or self.link_back_ms:
+            return (
+                f"estimate, least one-way delays {self.link_out_ms:g} ms out, "
+                f"{self.link_back_ms:g} ms back"
+            )
+        return "estimate"
+
+
 class SiteConfig(StrictModel):
     """One facility: how to reach it and the engine its endpoint runs."""
 
@@ -194,6 +249,8 @@ class SiteConfig(StrictModel):
     transport: Literal["local", "globus"] = "local"
     local: LocalLinkConfig = Field(default_factory=LocalLinkConfig)
     globus: GlobusLinkConfig = Field(default_factory=GlobusLinkConfig)
+    #: This site's clocks, overriding the federation's `clocks`.
+    clocks: ClockSetting | None = None
     #: The `engine:` block of a Globus Compute endpoint's config.yaml, unchanged.
     #: A globus site may leave it out when someone else runs its endpoint.
     engine: dict[str, Any] | None = None
@@ -356,10 +413,10 @@ class FederationConfig(StrictModel):
     methods: dict[str, MethodRoute] = Field(default_factory=dict)
     #: Parent directory of per-run directories (journal, endpoint logs).
     run_dir: Path = Path("runs")
-    #: `estimate`: correct remote stamps by the clock offsets estimated from each
-    #: task's round trip; `synchronized`: the sites' clocks are known to agree
-    #: (PTP, a good NTP) and stamps are taken as they are.
-    clocks: Literal["estimate", "synchronized"] = "estimate"
+    #: How remote stamps are put on the client's clock, for every site whose file
+    #: says nothing (`ClockSetting`): estimated from each task's round trip, or
+    #: declared synchronized (PTP, a good NTP), within a bound.
+    clocks: ClockSetting = Field(default_factory=lambda: ClockSetting())
     #: Data stores for values too large to travel with their task.
     data: DataConfig = Field(default_factory=DataConfig)
     #: Seconds a task waits for a usable site before it fails (methods may set

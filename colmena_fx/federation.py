@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from colmena_fx.clockplan import ClockPlan
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
@@ -89,7 +90,7 @@ class Federation:
         self.estimates = ServiceEstimates()
         self.journal: Journal | None = None
         #: Clock offsets and per-hop latency of the current (or last) run.
-        self.latency = LatencyRecorder(synchronized=config.clocks == "synchronized")
+        self.latency = LatencyRecorder(ClockPlan.of(config, self.sites))
         #: The data stores for large values (`data:` in the federation file).
         base_dir = config.source.parent if config.source else Path.cwd()
         self.data = DataManager(config, base_dir)
@@ -141,9 +142,7 @@ class Federation:
             self._run = RunLog.create(self._run_dir_parent, self.config, self.sites)
         self.run_dir, self.journal = self._run.run_dir, self._run.journal
         self._health.journal = self.journal
-        self.latency = LatencyRecorder(
-            synchronized=self.config.clocks == "synchronized"
-        )
+        self.latency = LatencyRecorder(ClockPlan.of(self.config, self.sites))
         self.estimates = ServiceEstimates()
         try:  # before the sites: a store that is down fails the start at once
             self.data.start(self.run_dir.name, on_stamp=self._on_late_stamp)

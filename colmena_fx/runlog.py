@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from colmena_fx.clockplan import ClockPlan
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import SiteConfig
 from colmena_fx.journal import Journal
@@ -52,9 +53,10 @@ class RunLog:
         run = cls(new_run_dir(parent, config.name))
         run._open(lambda: write_snapshot(run.run_dir, config, sites))
         # What a report needs to know about the run besides its tasks.
+        clocks = ClockPlan.of(config, sites).to_json()
         run.journal.record(
             "run",
-            {"federation": config.name, "client_host": HOST, "clocks": config.clocks,
+            {"federation": config.name, "client_host": HOST, "clocks": clocks,
              "sites": {name: site.transport for name, site in sites.items()}},
         )  # fmt: skip
         return run

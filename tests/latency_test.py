@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from colmena_fx.clockplan import ClockPlan
+from colmena_fx.config import ClockSetting
 from colmena_fx.exceptions import UsageError
 from colmena_fx.latency import LatencyRecorder
-from colmena_fx.latency.clocks import OffsetEstimator
+from colmena_fx.latency.clocks import ClockSync
 from colmena_fx.latency.clocks import RoundTrip
 from colmena_fx.latency.clocks import round_trips
 from colmena_fx.latency.export import export
@@ -51,33 +53,47 @@ def recorder_with(timelines: list[list[tuple[str, int, str]]], site: str = "s"):
     return recorder
 
 
+def trip_events(trip: RoundTrip, host: str = "node") -> list[tuple[str, int, str]]:
+    return [
+        (Stamp.SENT, trip.sent_ns, "client"),
+        (Stamp.ENDPOINT_RECEIVED, trip.remote_first_ns, host),
+        (Stamp.ENDPOINT_SENT, trip.remote_last_ns, host),
+        (Stamp.RECEIVED, trip.received_ns, "client"),
+    ]
+
+
 def test_estimate_holds_the_true_offset_within_its_uncertainty() -> None:
     rng = np.random.default_rng(1)
     offset = -3_250 * MS
-    estimator = OffsetEstimator()
+    sync = ClockSync()
     for i in range(200):
         out, back = (int(d) for d in rng.exponential(2 * MS, 2) + 0.1 * MS)
         sent = i * 50 * MS
-        estimator.add(
-            RoundTrip(sent, sent + out + offset, sent + out + offset + 5 * MS,
-                      sent + out + 5 * MS + back)
-        )  # fmt: skip
-    estimate, uncertainty, consistent = estimator.estimate()
-    assert consistent
-    assert abs(estimate - offset) <= uncertainty
-    # tighter than NTP's bound of half the least delay
-    assert uncertainty <= estimator.min_delay_ns() / 2
+        last = RoundTrip(sent, sent + out + offset, sent + out + offset + 5 * MS,
+                         sent + out + 5 * MS + back)  # fmt: skip
+        sync.observe("s", trip_events(last))
+    (clock,) = sync.offsets()
+    assert clock.consistent and len(clock.segments) == 1
+    assert abs(clock.offset_s * 1e9 - offset) <= clock.uncertainty_s * 1e9
+    # no wider than the last round trip allows, nor the fastest drift
+    assert clock.uncertainty_s * 1e9 <= last.delay_ns / 2
+    assert abs(clock.drift_ppm) <= clock.drift_uncertainty_ppm <= 500
 
 
-def test_a_stepped_clock_is_reported_inconsistent() -> None:
-    estimator = OffsetEstimator()
-    for step in (0, 0, 500 * MS):
-        sent = 10 * MS
-        estimator.add(RoundTrip(sent, sent + MS + step, sent + 2 * MS + step,
-                                sent + 3 * MS))  # fmt: skip
-    _, uncertainty, consistent = estimator.estimate()
-    assert not consistent
-    assert uncertainty == pytest.approx(MS)  # half the least-delayed recent trip
+def test_a_stepped_clock_starts_a_segment() -> None:
+    sync = ClockSync()
+    for i, step in enumerate((0, 0, 500 * MS)):
+        sent = (10 + i * 10) * MS
+        sync.observe("s", trip_events(
+            RoundTrip(sent, sent + MS + step, sent + 2 * MS + step, sent + 3 * MS)
+        ))  # fmt: skip
+    (clock,) = sync.offsets()
+    assert not clock.consistent
+    assert [s.after_trips for s in clock.segments] == [0, 2]
+    assert clock.segments[1].step_s == pytest.approx(0.5, abs=0.002)
+    # half the last trip's delay, and what the fastest drift adds over its 3 ms
+    assert clock.uncertainty_s == pytest.approx(0.001, abs=2e-6)
+    assert "stepped 1x" in clock.note()
 
 
 def test_corrected_hops_are_never_negative_and_recover_the_link() -> None:
@@ -94,27 +110,84 @@ def test_corrected_hops_are_never_negative_and_recover_the_link() -> None:
     (clock,) = recorder.offsets()
     assert (clock.site, clock.host, clock.samples) == ("s", "node", 100)
     assert abs(clock.offset_s - offset / 1e9) <= clock.uncertainty_s
-    # the bound is the least outbound plus least return time: offset and link
+    # the bound is about half a round trip's time on the links: offset and link
     # asymmetry cannot be told apart
-    assert clock.uncertainty_s <= clock.min_delay_s / 2
+    assert clock.uncertainty_s <= 6e-3
     _, table = recorder.hops()
     assert (table.seconds >= 0).all()
     stats = {row.hop: row for row in recorder.summary()}
     assert stats["link_out"].crosses_clocks
     assert stats["link_out"].median_s == pytest.approx(5.45e-3, abs=0.6e-3)
-    assert stats["link_out"].uncertainty_s == pytest.approx(clock.uncertainty_s)
+    # each stamp within its own round trip's bounds: at most half its delay
+    assert 0 < stats["link_out"].uncertainty_s <= 6e-3
     assert not stats["compute"].crosses_clocks
-    assert stats["compute"].uncertainty_s == 0
+    # within the remote clock, only its rate is uncertain: at most the fastest
+    # drift over the hop's 10 ms
+    assert 0 < stats["compute"].uncertainty_s <= 500e-6 * 0.0101
     assert stats["compute"].median_s == pytest.approx(0.010)
     assert stats["round_trip"].p99_s >= stats["round_trip"].p95_s
 
 
+def synchronized(within_ms: float = 0.0) -> ClockPlan:
+    return ClockPlan(ClockSetting(mode="synchronized", within_ms=within_ms))
+
+
 def test_synchronized_clocks_are_taken_as_stamped() -> None:
-    recorder = LatencyRecorder(synchronized=True)
-    events = local_timeline(0, 40 * MS, 5 * MS, 5 * MS)
+    recorder = LatencyRecorder(synchronized(within_ms=1))
+    events = local_timeline(0, MS // 2, 5 * MS, 5 * MS)
     recorder.add(TaskInfo("t", "s", "m", "default", True), events)
     link = {row.hop: row for row in recorder.summary()}["link_out"]
-    assert link.median_s == pytest.approx(0.045)
+    assert link.median_s == pytest.approx(0.0055)
+    assert link.uncertainty_s == pytest.approx(0.001)
+    (clock,) = recorder.offsets()
+    assert (clock.setting, clock.offset_s, clock.warning) == (
+        "synchronized within 1 ms",
+        0.0,
+        "",
+    )
+
+
+def test_a_synchronized_declaration_the_round_trips_contradict_is_set_aside(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = LatencyRecorder(synchronized())
+    events = local_timeline(0, 40 * MS, 5 * MS, 5 * MS)
+    recorder.add(TaskInfo("t", "s", "m", "default", True), events)
+    (clock,) = recorder.offsets()
+    assert "site 's'" in clock.warning and "at least 35.000 ms ahead" in clock.warning
+    assert "clocks: estimate" in clock.warning and not clock.consistent
+    assert clock.warning in caplog.text
+    assert abs(clock.offset_s - 0.040) <= clock.uncertainty_s
+    link = {row.hop: row for row in recorder.summary()}["link_out"]
+    assert 0 <= link.median_s <= 0.010  # corrected: not 45 ms
+
+
+def test_declared_one_way_delays_split_an_asymmetric_link() -> None:
+    """A round trip cannot tell 10 ms out, 30 ms back from 20 and 20 with the clock
+    10 ms off; the measured least one-way delays can."""
+    offset, out, back = 3_000 * MS, 10 * MS, 30 * MS
+    timelines = [local_timeline(i * 100 * MS, offset, out, back) for i in range(20)]
+    guessed = recorder_with(timelines)
+    (clock,) = guessed.offsets()
+    assert clock.offset_s * 1e9 == pytest.approx(offset - 10 * MS, abs=MS / 100)
+    assert abs(clock.offset_s * 1e9 - offset) <= clock.uncertainty_s * 1e9  # inside
+    told = LatencyRecorder(ClockPlan(sites={"s": ClockSetting(
+        link_out_ms=9.9, link_back_ms=29.9)}))  # fmt: skip
+    for i, events in enumerate(timelines):
+        told.add(TaskInfo(f"t{i}", "s", "m", "default", True), events)
+    (clock,) = told.offsets()
+    assert abs(clock.offset_s * 1e9 - offset) <= 0.1 * MS
+    assert clock.uncertainty_s <= 0.00011 and clock.consistent  # 0.1 ms undeclared
+    hops = {row.hop: row for row in told.summary()}
+    assert hops["link_out"].median_s == pytest.approx(0.010, abs=1e-4)
+    assert hops["link_back"].median_s == pytest.approx(0.030, abs=1e-4)
+    # declared delays longer than a round trip's are contradicted, and dropped
+    wrong = LatencyRecorder(
+        ClockPlan(sites={"s": ClockSetting(link_out_ms=30, link_back_ms=30)})
+    )
+    wrong.add(TaskInfo("t", "s", "m", "default", True), timelines[0])
+    (clock,) = wrong.offsets()
+    assert "only 40.000 ms on the link" in clock.warning
 
 
 def test_missing_endpoint_stamps_merge_into_the_widest_honest_hop() -> None:
@@ -166,7 +239,7 @@ def test_export_writes_csv_and_parquet_that_read_back(tmp_path: Path) -> None:
     )
     files = export(recorder, tmp_path)
     assert {f.name for f in files} == {
-        f"{name}.{fmt}" for name in ("hops", "summary", "clocks")
+        f"{name}.{fmt}" for name in ("hops", "summary", "clocks", "clock_segments")
         for fmt in ("csv", "parquet")
     }  # fmt: skip
     hops = pq.read_table(tmp_path / "hops.parquet").to_pydict()
@@ -181,12 +254,20 @@ def test_export_writes_csv_and_parquet_that_read_back(tmp_path: Path) -> None:
     )
     clocks = pq.read_table(tmp_path / "clocks.parquet").to_pydict()
     assert clocks["offset_s"][0] == pytest.approx(0.003, abs=1e-3)
+    assert (clocks["segments"], clocks["steps"], clocks["consistent"]) == (
+        [1],
+        [0],
+        [True],
+    )
+    assert {"drift_ppm", "drift_uncertainty_ppm", "setting", "warning"} <= set(clocks)
+    segments = pq.read_table(tmp_path / "clock_segments.parquet").to_pydict()
+    assert segments["trips"] == [5] and segments["step_s"] == [None]
 
 
 def test_a_run_is_read_back_from_its_journal(tmp_path: Path) -> None:
     events = local_timeline(0, 0, MS, MS)
     lines = [
-        {"event": "run", "time_ns": 0, "task": {"clocks": "synchronized"}},
+        {"event": "run", "time_ns": 0, "task": {"clocks": "synchronized"}},  # older
         {"event": "delivered", "time_ns": 1, "task": {
             "task_id": "t", "site": "s", "method": "m", "topic": "default",
             "success": True, "timeline": {"events": events}}},

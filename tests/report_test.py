@@ -50,7 +50,8 @@ def made_up_task(
     """A task's journal record; times in client seconds after the run started.
 
     Remote stamps are written in the site's own clock, with the same delay each
-    way, so the estimated offset is exact and corrected times come back as given.
+    way, so the estimated offset is exact at the round trips and corrected times
+    come back as given, within what the unknown drift allows between them.
     """
     host, offset, delay = CLOCKS[site]
     sent = created + 0.002
@@ -119,17 +120,22 @@ def test_derived_numbers_of_a_made_up_run(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.sort(data.decision_s), [0.05, 0.1, 0.2, 0.5])
     # remote clocks 5 s ahead and 2 s behind, corrected: compute at the given times
     busy = data.busy["a"]
-    np.testing.assert_allclose(busy.times_s, [0.1, 1, 2, 3, 4, 5, 5.7], atol=1e-6)
+    # three round trips leave the clock's rate free within +-500 ppm: corrected
+    # stamps come back within what that allows over a few seconds
+    np.testing.assert_allclose(busy.times_s, [0.1, 1, 2, 3, 4, 5, 5.7], atol=1e-3)
     assert busy.values.tolist() == [0, 1, 2, 1, 1, 0, 0]  # t1 hands over to t2
     assert busy.peak == 2
-    assert busy.mean() == pytest.approx(5.0 / 5.6)
+    assert busy.mean() == pytest.approx(5.0 / 5.6, abs=1e-3)
     # failed tasks occupied a worker too
-    np.testing.assert_allclose(data.busy["b"].times_s, [0.1, 4.5, 4.6, 5.4, 5.5, 5.7])
+    np.testing.assert_allclose(
+        data.busy["b"].times_s, [0.1, 4.5, 4.6, 5.4, 5.5, 5.7], atol=1e-3
+    )
     assert data.busy["b"].values.tolist() == [0, 1, 0, 1, 0, 0]
     np.testing.assert_allclose(data.round_trips["a"], [2.91, 3.81, 1.81])
     np.testing.assert_allclose(data.round_trips["b"], [0.47])  # t4 failed
-    offsets = {o.site: o.offset_s for o in data.offsets}
-    assert offsets == pytest.approx({"a": 5.0, "b": -2.0})
+    truth = {"a": 5.0, "b": -2.0}
+    for clock in data.offsets:
+        assert abs(clock.offset_s - truth[clock.site]) <= clock.uncertainty_s, clock
 
 
 def test_hops_merge_where_a_site_hides_its_endpoint(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from colmena_fx.clockplan import clock_overrides
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import UsageError
 
@@ -194,7 +195,7 @@ def summary(args: argparse.Namespace) -> int:
         print(f"error: {args.run_dir} has no {JOURNAL_NAME}; pass a run directory",
               file=sys.stderr)  # fmt: skip
         return 2
-    recorder = LatencyRecorder.from_run(args.run_dir)
+    recorder = LatencyRecorder.from_run(args.run_dir, clock_overrides(args.clocks))
     tasks = read_task_facts(args.run_dir)
     console = Console()
     for table in run_tables(recorder, title=f"Run {args.run_dir}"):
@@ -215,7 +216,8 @@ def report(args: argparse.Namespace) -> int:
     """Write a run's HTML report (plots embedded, PNGs beside it)."""
     from colmena_fx.report import write_report
 
-    print(f"wrote {write_report(args.run_dir, args.out)}")
+    clocks = clock_overrides(args.clocks)
+    print(f"wrote {write_report(args.run_dir, args.out, clocks=clocks)}")
     return 0
 
 

@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--export", action="store_true",
         help="also write the tables as CSV and Parquet under RUN_DIR/latency",
     )  # fmt: skip
+    _clocks_option(summary)
     summary.set_defaults(handler=commands.summary)
 
     report = subcommands.add_parser(
@@ -187,5 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run directory (the one holding journal.jsonl)",
     )  # fmt: skip
     report.add_argument("--out", type=Path, help="default: RUN_DIR/report")
+    _clocks_option(report)
     report.set_defaults(handler=commands.report)
     return parser
+
+
+def _clocks_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--clocks", action="append", default=[], metavar="[SITE=]SETTING",
+        help="correct the run's clocks otherwise than it declared: SITE=estimate, "
+        "SITE=synchronized or SITE=synchronized:MS (within MS milliseconds); "
+        "without SITE= for every site; repeatable",
+    )  # fmt: skip

@@ -1,9 +1,11 @@
 """Latency tables as CSV and Parquet files, for pandas and spreadsheets.
 
-Three tables: `hops` (one row per successful task and hop, on corrected clocks),
-`summary` (per site x method x hop statistics) and `clocks` (the offsets found);
-given a run's `TaskFacts`, a fourth, `tasks`: one row per task with its state and
-where it was last seen, so that tasks that never finished are counted too.
+Four tables: `hops` (one row per successful task and hop, on corrected clocks, with
+its +-), `summary` (per site x method x hop statistics), `clocks` (per remote clock:
+offset, drift, segments, consistency, how it was corrected) and `clock_segments`
+(one row per segment of a clock between steps); given a run's `TaskFacts`, a
+fifth, `tasks`: one row per task with its state and where it was last seen, so
+that tasks that never finished are counted too.
 `pandas.read_parquet(run_dir / "latency" / "hops.parquet")` is the usual start.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from colmena_fx.exceptions import UsageError
+from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.latency.tasks import TaskFacts
 from colmena_fx.latency.tasks import TaskRow
@@ -60,11 +63,26 @@ def tables(
         "crosses_clocks": table.crosses_clocks.tolist(),
     }
     summary = _columns([asdict(row) for row in recorder.summary()])
-    clocks = _columns([asdict(row) for row in recorder.offsets()])
-    out = {"hops": hops, "summary": summary, "clocks": clocks}
+    offsets = recorder.offsets()
+    out = {
+        "hops": hops,
+        "summary": summary,
+        "clocks": _columns([clock_row(offset) for offset in offsets]),
+        "clock_segments": _columns([
+            {"site": offset.site, "host": offset.host, **asdict(segment)}
+            for offset in offsets
+            for segment in offset.segments
+        ]),
+    }  # fmt: skip
     if tasks is not None:
         out["tasks"] = task_columns(tasks.tasks)
     return out
+
+
+def clock_row(offset: ClockOffset) -> dict[str, Any]:
+    """One clock's figures as flat columns; its segments go to `clock_segments`."""
+    row = {key: value for key, value in asdict(offset).items() if key != "segments"}
+    return {**row, "segments": len(offset.segments), "steps": offset.steps}
 
 
 def task_columns(rows: list[TaskRow]) -> Columns:

@@ -12,6 +12,7 @@ import threading
 from collections import defaultdict
 from collections import deque
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from colmena_fx.clockplan import ClockPlan
+from colmena_fx.config import ClockSetting
 from colmena_fx.journal import read_journal
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.clocks import ClockSync
@@ -53,8 +56,8 @@ class SiteActivity:
 class LatencyRecorder:
     """Clock offsets, task timelines and rolling figures of one campaign."""
 
-    def __init__(self, synchronized: bool = False) -> None:
-        self.clocks = ClockSync(synchronized=synchronized)
+    def __init__(self, clocks: ClockPlan | None = None) -> None:
+        self.clocks = ClockSync(clocks)
         self.timelines = TimelineStore()
         self._counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self._round_trips: dict[str, deque[float]] = defaultdict(
@@ -126,25 +129,26 @@ class LatencyRecorder:
 
     @classmethod
     def from_records(
-        cls, records: Iterable[dict[str, Any]], synchronized: bool = False
+        cls, records: Iterable[dict[str, Any]], clocks: ClockPlan | None = None
     ) -> LatencyRecorder:
         """A recorder fed with journal records (`journal.final_records`)."""
-        recorder = cls(synchronized=synchronized)
+        recorder = cls(clocks)
         for record in records:
             recorder.add(_record_info(record), record["timeline"]["events"])
         return recorder
 
     @classmethod
     def from_run(
-        cls, run_dir: Path, synchronized: bool | None = None
+        cls, run_dir: Path, clocks: Mapping[str, ClockSetting] | None = None
     ) -> LatencyRecorder:
         """The recorder of a finished run, from its journal.
 
-        `synchronized` defaults to what the run declared.
+        Its clocks are corrected as the run declared, but for the sites (or `*`,
+        every site) that `clocks` names.
         """
         records: list[dict[str, Any]] = []
         late: list[tuple[str, str, int]] = []
-        declared = False
+        declared = ClockPlan()
         for entry in read_journal(run_dir):
             event, task = entry["event"], entry["task"]
             if event == "delivered":
@@ -154,10 +158,8 @@ class LatencyRecorder:
             elif event == "processed":  # journals written before `stamped`
                 late.append((task["task_id"], Stamp.PROCESSED, task["time_ns"]))
             elif event == "run":
-                declared = task.get("clocks") == "synchronized"
-        recorder = cls.from_records(
-            records, synchronized=declared if synchronized is None else synchronized
-        )
+                declared = ClockPlan.from_json(task.get("clocks"))
+        recorder = cls.from_records(records, declared.overridden(clocks or {}))
         for task_id, name, time_ns in late:
             recorder.stamped(task_id, name, time_ns)
         return recorder

@@ -1,8 +1,9 @@
 """Per-task hop durations on corrected clocks, and their statistics per group.
 
 A hop whose two stamps come from different clocks carries the sum of both clocks'
-uncertainties; a hop within one clock carries none. Statistics cover successful
-tasks only: a failed task's hops stop short.
+uncertainties; a hop within one remote clock only that clock's rate uncertainty
+times its length (a clock running fast stretches every interval it times).
+Statistics cover successful tasks only: a failed task's hops stop short.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class HopTable:
     #: (first, last) positions in CHAIN, for display order; spans sort last.
     order: list[tuple[int, int]]
     seconds: np.ndarray
-    #: +- of `seconds` from clock correction; 0 within one clock.
+    #: +- of `seconds` from clock correction (the rate's, within one clock).
     uncertainty_s: np.ndarray
     crosses_clocks: np.ndarray
 
@@ -63,6 +64,7 @@ class TaskCounts:
 def hop_table(corrected: CorrectedTimes) -> HopTable:
     """Every hop of every successful task, merged where stamps are missing."""
     times, clocks, errors = corrected.times, corrected.clocks, corrected.uncertainty
+    rates = corrected.rate_error
     present = ~np.isnan(times)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for row, info in enumerate(corrected.tasks):
@@ -87,7 +89,9 @@ def hop_table(corrected: CorrectedTimes) -> HopTable:
             names.extend([name] * len(rows))
             order.extend([key] * len(rows))
             seconds.append(times[rows, b] - times[rows, a])
-            errs.append(np.where(crosses, errors[rows, a] + errors[rows, b], 0.0))
+            length = np.abs(times[rows, b] - times[rows, a])
+            within = np.maximum(rates[rows, a], rates[rows, b]) * length
+            errs.append(np.where(crosses, errors[rows, a] + errors[rows, b], within))
             crossing.append(crosses)
     if not task:
         empty = np.zeros(0)

@@ -52,38 +52,52 @@ def latency_table(
                 format_ms(row.median_s),
                 format_ms(row.p95_s),
                 format_ms(row.p99_s),
-                format_ms(row.uncertainty_s) if row.crosses_clocks else "",
+                format_ms(row.uncertainty_s) if row.uncertainty_s else "",
                 end_section=i == len(rows) - 1,
             )
     table.caption = (
-        "clocks declared synchronized: remote stamps taken as they are"
+        "clocks declared synchronized: remote stamps taken as they are, +- the "
+        "declared bound"
         if synchronized
-        else "remote stamps corrected by the clock offsets estimated from each "
-        "round trip; +- is that correction's uncertainty"
+        else "remote stamps corrected by each clock's offset at their time; +- is "
+        "that correction's uncertainty (see the clock table)"
     )
     return table
 
 
 def offsets_table(offsets: list[ClockOffset], title: str = "") -> Table:
-    """Each remote clock's offset from the client's, with its uncertainty."""
+    """Each remote clock's offset from the client's at its last round trip, its
+    drift and steps, with their uncertainties."""
     table = Table(
         title=title or "Clock offsets (remote - client)", title_justify="left"
     )
-    for column in ("site", "host"):
+    for column in ("site", "host", "clocks"):
         table.add_column(column, no_wrap=True)
-    for column in ("offset ms", "+- ms", "round trips", "least delay ms"):
+    for column in ("offset ms", "+- ms", "drift ppm", "+- ppm", "segments",
+                   "round trips", "least delay ms"):  # fmt: skip
         table.add_column(column, justify="right")
-    table.add_column("note")
+    table.add_column("note", overflow="fold")
     for row in offsets:
+        estimated = bool(row.segments)
         table.add_row(
-            row.site,
-            row.host,
+            Text(row.site),
+            Text(row.host),
+            row.setting,
             f"{row.offset_s * 1e3:+.3f}",
             f"{row.uncertainty_s * 1e3:.3f}",
+            f"{row.drift_ppm:+.2f}" if estimated else "",
+            f"{row.drift_uncertainty_ppm:.2f}" if estimated else "",
+            str(len(row.segments)) if estimated else "",
             str(row.samples),
             f"{row.min_delay_s * 1e3:.3f}",
-            "" if row.consistent else "round trips disagree: clock stepped or drifts",
+            Text(row.note()),
         )
+    table.caption = (
+        "offset and drift at the clock's last round trip; a new segment starts "
+        "where the clock stepped. The offset lies within its +- if the round trips' "
+        "bounds hold; a path slower one way than the other shifts it by half the "
+        'difference, within the +- (README, "Clocks")'
+    )
     return table
 
 

@@ -20,6 +20,7 @@ from colmena_fx.latency.clocks import ClockSync
 from colmena_fx.latency.hops import CLIENT_STAMPS
 from colmena_fx.latency.hops import COLUMNS
 from colmena_fx.latency.hops import POSITION
+from colmena_fx.models import Stamp
 
 MISSING = -1
 #: The clock index of the client's own stamps.
@@ -50,6 +51,9 @@ class CorrectedTimes:
     clocks: np.ndarray
     #: The client time (ns since the epoch) that `times` count from.
     origin_ns: int
+    #: The +- of each stamp's clock rate (s per s; 0 on the client's clock): a hop
+    #: within one remote clock is uncertain by that times its length.
+    rate_error: np.ndarray
 
     def column(self, stamp: str) -> np.ndarray:
         return self.times[:, POSITION[stamp]]
@@ -134,7 +138,8 @@ class TimelineStore:
         self._times, self._clocks = times, clocks
 
     def corrected(self, sync: ClockSync) -> CorrectedTimes:
-        """Every row's stamps moved onto the client's clock with `sync`'s offsets.
+        """Every row's stamps moved onto the client's clock with `sync`'s offsets,
+        each by the offset of its clock at its own time.
 
         Stamps of a clock with no offset estimate yet (its task never came back)
         stay missing rather than mixing two clocks.
@@ -145,16 +150,25 @@ class TimelineStore:
             clocks = self._clocks[:count].copy()
             tasks = list(self._tasks)
             names = list(self._clock_names)
-        offsets = np.full(len(names), np.nan)
-        errors = np.full(len(names), np.nan)
-        offsets[CLIENT_CLOCK] = errors[CLIENT_CLOCK] = 0.0
-        for index, (site, host) in enumerate(names[1:], start=1):
-            offset = sync.offset(site, host)
-            if offset is not None:
-                offsets[index] = offset.offset_s * 1e9
-                errors[index] = offset.uncertainty_s
         present = times != MISSING
-        origin = int(times[present].min()) if present.any() else 0
-        seconds = np.where(present, (times - origin - offsets[clocks]) / 1e9, np.nan)
-        uncertainty = np.where(present, errors[clocks], np.nan)
-        return CorrectedTimes(tasks, seconds, uncertainty, clocks, origin)
+        offsets = np.zeros(times.shape)
+        errors = np.zeros(times.shape)
+        rate_errors = np.zeros(times.shape)
+        sent = times[:, POSITION[Stamp.SENT.value]]
+        for index, (site, host) in enumerate(names[1:], start=1):
+            mask = present & (clocks == index)
+            if not mask.any():
+                continue
+            rows = np.nonzero(mask)[0]
+            correction = sync.correct(site, host, times[mask], sent[rows])
+            if correction is None:
+                present &= ~mask
+                continue
+            offsets[mask] = correction.offset_ns
+            errors[mask] = correction.error_ns / 1e9
+            rate_errors[mask] = correction.rate_error
+        on_client = present & (clocks == CLIENT_CLOCK)
+        origin = int(times[on_client].min()) if on_client.any() else 0
+        seconds = np.where(present, (times - origin - offsets) / 1e9, np.nan)
+        uncertainty = np.where(present, errors, np.nan)
+        return CorrectedTimes(tasks, seconds, uncertainty, clocks, origin, rate_errors)

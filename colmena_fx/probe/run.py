@@ -103,8 +103,13 @@ class ProbeReport:
                     "host": offset.host,
                     "offset_ms": ms(offset.offset_s),
                     "uncertainty_ms": ms(offset.uncertainty_s),
+                    "drift_ppm": offset.drift_ppm,
+                    "drift_uncertainty_ppm": offset.drift_uncertainty_ppm,
+                    "segments": len(offset.segments),
                     "round_trips": offset.samples,
                     "consistent": offset.consistent,
+                    "clocks": offset.setting,
+                    "note": offset.note(),
                 }
                 for offset in self.offsets
             ],

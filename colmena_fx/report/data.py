@@ -8,12 +8,15 @@ draw and format: the clock correction and the hop model stay in `latency`.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from colmena_fx.clockplan import ClockPlan
+from colmena_fx.config import ClockSetting
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.journal import JOURNAL_NAME
 from colmena_fx.journal import read_journal
@@ -44,7 +47,7 @@ class RunHeader:
     federation: str
     run_name: str
     client_host: str
-    #: "estimate" (offsets found from round trips) or "synchronized".
+    #: How the run declared its clocks (`ClockPlan.describe`).
     clocks: str
     #: Site name -> transport ("local", "globus"), as the run declared them.
     sites: dict[str, str]
@@ -155,7 +158,7 @@ def read_header(run_dir: Path) -> RunHeader:
         federation=str(record.get("federation", "?")),
         run_name=Path(run_dir).resolve().name,
         client_host=str(record.get("client_host", "?")),
-        clocks=str(record.get("clocks", "estimate")),
+        clocks=ClockPlan.from_json(record.get("clocks")).describe(),
         sites=dict(record.get("sites", {})),
         start_ns=start_ns,
     )
@@ -199,10 +202,13 @@ def decision_latencies(created: np.ndarray, delivered: np.ndarray) -> np.ndarray
     return gaps
 
 
-def load_report_data(run_dir: Path) -> ReportData:
-    """Everything the report shows about the run in `run_dir`."""
+def load_report_data(
+    run_dir: Path, clocks: Mapping[str, ClockSetting] | None = None
+) -> ReportData:
+    """Everything the report shows about the run in `run_dir` (its clocks
+    corrected as it declared, but for those `clocks` names)."""
     header = read_header(run_dir)
-    recorder = LatencyRecorder.from_run(run_dir)
+    recorder = LatencyRecorder.from_run(run_dir, clocks)
     corrected = recorder.corrected()
     table = hop_table(corrected)
     counts = task_counts(corrected)

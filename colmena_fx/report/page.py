@@ -193,7 +193,7 @@ def _hops(data: ReportData, images: Images) -> str:
                 format_ms(stat.median_s),
                 format_ms(stat.p95_s),
                 format_ms(stat.p99_s),
-                format_ms(stat.uncertainty_s) if stat.crosses_clocks else "",
+                format_ms(stat.uncertainty_s) if stat.uncertainty_s else "",
             )
             rows.append((None, *cells) if i == 0 else cells)
     head = ("site", "method", "ok/failed", "hop", "n", "median ms", "p95 ms",
@@ -202,11 +202,12 @@ def _hops(data: ReportData, images: Images) -> str:
     out.append(
         '<p class="caption">'
         + (
-            "Clocks declared synchronized: remote stamps taken as they are."
+            "Clocks declared synchronized: remote stamps taken as they are, "
+            "&plusmn; the declared bound."
             if data.synchronized
-            else "Remote stamps corrected by each clock's estimated offset; "
-            "&plusmn; is that correction's uncertainty, shown for hops whose two "
-            "stamps come from different clocks."
+            else "Remote stamps corrected by each clock's estimated offset at their "
+            "own time; &plusmn; is that correction's uncertainty: for hops between "
+            "two clocks, both clocks' offsets; within a remote clock, its rate's."
         )
         + " round_trip is sent to received, total is created to delivered, both on "
         "the client's clock. input_put, input_data, result_put and result_data time "
@@ -270,33 +271,67 @@ def _offsets(data: ReportData) -> str:
     out = ["<h2>Clock offsets</h2>"]
     if not data.offsets:
         out.append(_empty("No remote clock was heard from (no task came back)."))
-    else:
-        rows = [
-            (
-                escape(o.site),
-                escape(o.host),
-                f"{o.offset_s * 1e3:+.3f}",
-                f"{o.uncertainty_s * 1e3:.3f}",
-                str(o.samples),
-                f"{o.min_delay_s * 1e3:.3f}",
-                "yes" if o.consistent else "no: clock stepped or drifts",
-            )
-            for o in data.offsets
-        ]
-        head = ("site", "host", "offset ms", "&plusmn; ms", "round trips",
-                "least delay ms", "consistent")  # fmt: skip
-        out.append(_table(head, rows, {2, 3, 4, 5}))
-    caption = (
-        "The run declared its clocks synchronized: offsets are taken as zero and "
-        "remote stamps used as they are."
-        if data.synchronized
-        else "Offset is the remote clock minus the client's, estimated from every "
-        "task's round trip; every remote stamp in this report was corrected by it. "
-        "The true offset lies within &plusmn;, at most half the least delay. "
-        "Inconsistent means the round trips disagreed, so the clock moved during "
-        "the run."
+        return "\n".join(out)
+    rows = [
+        (
+            escape(o.site),
+            escape(o.host),
+            escape(o.setting),
+            f"{o.offset_s * 1e3:+.3f}",
+            f"{o.uncertainty_s * 1e3:.3f}",
+            f"{o.drift_ppm:+.2f} &plusmn; {o.drift_uncertainty_ppm:.2f}"
+            if o.segments
+            else "",
+            str(len(o.segments)) if o.segments else "",
+            str(o.samples),
+            f"{o.min_delay_s * 1e3:.3f}",
+            "yes" if o.consistent else "no: " + escape(o.note()),
+        )
+        for o in data.offsets
+    ]
+    head = ("site", "host", "clocks", "offset ms", "&plusmn; ms", "drift ppm",
+            "segments", "round trips", "least delay ms", "consistent")  # fmt: skip
+    out.append(_table(head, rows, {3, 4, 5, 6, 7, 8}))
+    out.append(
+        '<p class="caption">Offset is the remote clock minus the client&#39;s, at '
+        "the clock's last round trip; drift is how fast it grows (ppm: microseconds "
+        "per "
+        "second). Each clock is a line between steps fit to every task's round "
+        "trip, and every remote stamp in this report was corrected by the offset at "
+        "its own time. The true offset lies within &plusmn; as long as the round "
+        "trips' causal bounds hold; a path slower one way than the other shifts "
+        "the estimate by half the difference, inside the &plusmn;. A clock declared "
+        "synchronized is taken as zero &plusmn; its bound, unless its round trips "
+        "contradict that.</p>"
     )
-    out.append(f'<p class="caption">{caption}</p>')
+    segments = [
+        (
+            escape(o.site),
+            escape(o.host),
+            str(s.index),
+            str(s.after_trips),
+            f"{(s.start_ns - (data.header.start_ns or s.start_ns)) / 1e9:.2f}",
+            str(s.trips),
+            f"{s.offset_start_s * 1e3:+.3f} &plusmn; {s.uncertainty_start_s * 1e3:.3f}",
+            f"{s.offset_end_s * 1e3:+.3f} &plusmn; {s.uncertainty_end_s * 1e3:.3f}",
+            f"{s.drift_ppm:+.2f} &plusmn; {s.drift_uncertainty_ppm:.2f}",
+            "" if s.step_s is None else f"{s.step_s * 1e3:+.3f}",
+        )
+        for o in data.offsets
+        for s in o.segments
+    ]
+    if any(o.steps for o in data.offsets):
+        out.append("<h3>Clock segments</h3>")
+        head = ("site", "host", "segment", "after tasks", "at s", "round trips",
+                "offset at start ms", "offset at end ms", "drift ppm",
+                "step ms")  # fmt: skip
+        out.append(_table(head, segments, {2, 3, 4, 5, 6, 7, 8, 9}))
+        out.append(
+            '<p class="caption">A segment starts where a round trip fit no line '
+            "of the one before: the clock stepped there. after tasks: round trips "
+            "sent before the step; at: seconds since the run started; step: the "
+            "jump from the previous segment's line.</p>"
+        )
     return "\n".join(out)
 
 

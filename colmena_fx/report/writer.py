@@ -6,10 +6,12 @@ issue without opening the page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from colmena_fx.config import ClockSetting
 from colmena_fx.report import plots
 from colmena_fx.report.data import ReportData
 from colmena_fx.report.data import load_report_data
@@ -35,13 +37,19 @@ def figures(data: ReportData) -> dict[str, Figure]:
     return out
 
 
-def write_report(run_dir: Path | str, out_dir: Path | str | None = None) -> Path:
+def write_report(
+    run_dir: Path | str,
+    out_dir: Path | str | None = None,
+    clocks: Mapping[str, ClockSetting] | None = None,
+) -> Path:
     """Write `report.html` and its PNGs into `out_dir` (default RUN_DIR/report).
 
-    Returns the page's path. Raises `RunNotFoundError` if `run_dir` has no journal.
+    `clocks` ({site or `*`: setting}) corrects those sites' clocks otherwise than
+    the run declared. Returns the page's path. Raises `RunNotFoundError` if
+    `run_dir` has no journal.
     """
     run_dir = Path(run_dir)
-    data = load_report_data(run_dir)
+    data = load_report_data(run_dir, clocks)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     images = {name: plots.png_bytes(f) for name, f in figures(data).items()}
