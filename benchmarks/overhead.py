@@ -69,13 +69,28 @@ with the store's writes turned off, in two ways (`_overhead.taskstore`,
     that each loop overlaps several fsyncs. Whether the fsync on its own thread
     shows is the last variant against the one before.
 
+The latency recorder's cost (`LatencyRecorder.completed`, called per finished
+task on the transport's thread) is measured against the previous clock design,
+which updated an offset estimator per task where the current one only keeps the
+round trip and builds its drift model when read (`_overhead.recordercalls`, after
+the rounds, on synthetic results with a remote clock seconds off and drifting;
+`--no-recorder` skips it):
+
+(e) a fresh recorder of each design fed the same results, every call clocked,
+    `--rounds` rounds, which design goes first alternating: per design the median
+    and p95 per task in microseconds, and B - A within each round (median,
+    range, every round), of `completed` and of the clocks' `observe` alone;
+(f) the current design's deferred cost, `offsets()` and `corrected()` for 1k,
+    10k and 100k tasks in microseconds per task, flat when linear in tasks (the
+    previous design had no per-stamp correction: nothing to compare).
+
 `--profile` adds a profiled run of path B's client threads after the rounds.
 
 The parts live in `benchmarks/_overhead/` (see its `__init__`); this file parses
 the options, runs the rounds and prints the tables and, as the last line of
 standard output, one JSON object with the ratios (median, range, every round),
-both paths' figures, the task store's (`task_store`) and the machine, for
-comparing runs across machines. Run
+both paths' figures, the task store's (`task_store`), the latency recorder's
+(`recorder`) and the machine, for comparing runs across machines. Run
 from the repository root: `make bench` or `python benchmarks/overhead.py
 [--quick]`.
 """
@@ -98,6 +113,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks._overhead.figures import Figures
@@ -111,6 +127,10 @@ from benchmarks._overhead.measure import progress
 from benchmarks._overhead.paths import RawEngine
 from benchmarks._overhead.paths import ThinkerPath
 from benchmarks._overhead.profiling import profile_federation
+from benchmarks._overhead.recordercalls import QUICK_TASKS as RECORDER_QUICK_TASKS
+from benchmarks._overhead.recordercalls import TASKS as RECORDER_TASKS
+from benchmarks._overhead.recordercalls import measure_recorder
+from benchmarks._overhead.recordercalls import recorder_section
 from benchmarks._overhead.report import TARGET_RTT_RATIO
 from benchmarks._overhead.report import TARGET_THROUGHPUT_RATIO
 from benchmarks._overhead.report import print_profile
@@ -125,7 +145,16 @@ NORMAL = {"tasks": 2000, "rtt_samples": 300, "rounds": 9, "warmup": 500}
 QUICK = {"tasks": 300, "rtt_samples": 50, "rounds": 3, "warmup": 100}
 
 
-def parse_args(argv: list[str] | None) -> Settings:
+@dataclass
+class Options(Settings):
+    """`measure`'s settings, and those of the sections after its rounds."""
+
+    #: Whether the latency recorder's cost is measured (`recordercalls`).
+    recorder: bool = True
+    quick: bool = False
+
+
+def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         description="No-op throughput and round trip of colmena-fx versus the raw "
         "Globus Compute engine, on the same engine settings.",
@@ -191,9 +220,16 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="skip the task store's measurement (path B's second burst per round, "
         "and the timing of the store's calls)",
     )
+    parser.add_argument(
+        "--no-recorder",
+        dest="recorder",
+        action="store_false",
+        help="skip the latency recorder's cost per task (previous clock design "
+        "versus current) and its deferred cost",
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else NORMAL
-    settings = Settings(
+    settings = Options(
         tasks=args.tasks or defaults["tasks"],
         rtt_samples=args.rtt_samples or defaults["rtt_samples"],
         rounds=args.rounds or defaults["rounds"],
@@ -204,6 +240,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         profile_top=args.profile_top,
         idle_check=args.idle_check,
         task_store=args.task_store,
+        recorder=args.recorder,
+        quick=args.quick,
     )
     for name in ("tasks", "rtt_samples", "rounds", "warmup", "profile_top"):
         if getattr(settings, name) < 1:
@@ -311,10 +349,20 @@ def main(argv: list[str] | None = None) -> int:
     store = StoreRounds(fed_path) if settings.task_store else None
     raw, fed = measure(RawEngine(settings.site, noop), fed_path, settings, store)
     profile = profile_federation(settings, noop, fed.cpu) if settings.profile else None
+    recorder = None
+    if settings.recorder:
+        progress("latency recorder: timing its calls, previous clocks and current")
+        recorder = measure_recorder(
+            settings.rounds,
+            RECORDER_QUICK_TASKS if settings.quick else RECORDER_TASKS,
+            repeats=1 if settings.quick else 3,
+        )
 
     print_report(raw, fed, settings)
     if store is not None:
         print_task_store(store, fed)
+    if recorder is not None:
+        print(recorder_section(recorder))
     if profile is not None:
         print_profile(profile)
     summary = summarize(
@@ -322,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if store is not None:
         summary["task_store"] = store.summary(fed.cpu)
+    summary["settings"]["recorder"] = settings.recorder
+    if recorder is not None:
+        summary["recorder"] = recorder.summary()
     print(json.dumps(summary, separators=(",", ":")))
     return 0
 

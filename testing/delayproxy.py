@@ -1,10 +1,16 @@
 """A TCP forwarder that adds a fixed one-way delay, to give a link a known latency.
 
-Each chunk read from one side is written to the other `delay_s` after it was read,
-in order; chunks read together leave together (a delay, not a bandwidth cap), which
-is how a long but fast network path behaves. A side that closes its end is closed
-on the other `delay_s` later, after the bytes it sent before. It listens on a free
-loopback port.
+The delay may differ by direction: `delay_s` is "out", from the side that connects
+to the proxy (the client) to the target (the endpoint), and `back_delay_s` is
+"back", from the target to the client (`delay_s` unless given). An asymmetric link
+is what no round-trip clock estimate can tell from a clock offset: it puts the
+estimate (back - out) / 2 off the truth, within the estimate's uncertainty.
+
+Each chunk read from one side is written to the other its direction's delay after
+it was read, in order; chunks read together leave together (a delay, not a
+bandwidth cap), which is how a long but fast network path behaves. A side that
+closes its end is closed on the other that direction's delay later, after the bytes
+it sent before. It listens on a free loopback port.
 
 Every direction of every connection has a reader thread, which stamps each chunk
 with its due time as it reads it, and a writer thread, which sends each chunk when
@@ -25,7 +31,8 @@ _ACCEPT_POLL_S = 0.1
 
 
 class DelayProxy:
-    """Forwards `listen_host:port` to `target_host:target_port`, `delay_s` each way."""
+    """Forwards `listen_host:port` to `target_host:target_port`: `delay_s` out (to
+    the target), `back_delay_s` back (from it; `delay_s` unless given)."""
 
     def __init__(
         self,
@@ -33,11 +40,18 @@ class DelayProxy:
         target_port: int,
         delay_s: float,
         listen_host: str = "127.0.0.1",
+        back_delay_s: float | None = None,
     ) -> None:
-        if delay_s < 0:
-            raise ValueError(f"delay_s must be >= 0, got {delay_s}")
+        if back_delay_s is None:
+            back_delay_s = delay_s
+        for name, value in (("delay_s", delay_s), ("back_delay_s", back_delay_s)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         self.target = (target_host, target_port)
+        #: The one-way delay out, from the connecting side (the client) to the target.
         self.delay_s = delay_s
+        #: The one-way delay back, from the target to the connecting side.
+        self.back_delay_s = back_delay_s
         self._listener = socket.create_server((listen_host, 0))
         self._listener.settimeout(_ACCEPT_POLL_S)
         self.port: int = self._listener.getsockname()[1]
@@ -110,8 +124,11 @@ class DelayProxy:
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pumps = [
-            threading.Thread(target=self._pump, args=pair, name="delay-proxy-pump")
-            for pair in ((client, server), (server, client))
+            threading.Thread(target=self._pump, args=args, name="delay-proxy-pump")
+            for args in (
+                (client, server, self.delay_s),  # out
+                (server, client, self.back_delay_s),  # back
+            )
         ]
         for pump in pumps:
             pump.start()
@@ -122,7 +139,7 @@ class DelayProxy:
         for sock in ends:
             sock.close()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float) -> None:
         """Read `source` to its end; a writer delivers each chunk when it is due."""
         chunks: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
         writer = threading.Thread(
@@ -134,7 +151,7 @@ class DelayProxy:
                 data = source.recv(1 << 20)
             except OSError:
                 data = b""
-            chunks.put((time.monotonic() + self.delay_s, data))  # b"": the end
+            chunks.put((time.monotonic() + delay_s, data))  # b"": the end
             with self._lock:
                 self.bytes_read += len(data)
             if not data:

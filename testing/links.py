@@ -22,6 +22,7 @@ import pytest
 from colmena_fx.federation import Federation
 from colmena_fx.models import Result
 from testing.delayproxy import DelayProxy
+from testing.faketime import ClockControl
 from testing.faketime import faketime_env
 from testing.sites import THREAD_POOL
 from testing.sites import write_federation
@@ -35,16 +36,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def shifted_clock(offset_s: float, **local: Any) -> dict[str, Any]:
+def shifted_clock(
+    offset_s: float = 0.0, *, control: ClockControl | None = None, **local: Any
+) -> dict[str, Any]:
     """`local:` settings of a site whose endpoint and workers see the wall clock
-    `offset_s` seconds off the client's (over tcp unless `local` says otherwise)."""
-    env = {**local.pop("env", {}), **faketime_env(offset_s)}
+    `offset_s` seconds off the client's, or run `control`'s drifting, steppable
+    clock (over tcp unless `local` says otherwise)."""
+    if control is not None:
+        clock = faketime_env(control=control)
+    else:
+        clock = faketime_env(offset_s)
+    env = {**local.pop("env", {}), **clock}
     return {"link": "tcp", **local, "env": env}
 
 
 @dataclass
 class DelayedLink:
-    """A proxy adding `delay_s` each way, and the `local:` settings that use it."""
+    """A proxy adding `delay_s` out (client to endpoint) and `back_delay_s` back
+    (endpoint to client), and the `local:` settings that use it."""
 
     proxy: DelayProxy
     delay_s: float
@@ -52,12 +61,19 @@ class DelayedLink:
     endpoint_port: int
     local: dict[str, Any]
 
+    @property
+    def back_delay_s(self) -> float:
+        return self.proxy.back_delay_s
+
 
 @contextmanager
-def delayed_link(delay_s: float, **local: Any) -> Iterator[DelayedLink]:
-    """A running delay proxy in front of a fixed endpoint port, stopped at the end."""
+def delayed_link(
+    delay_s: float, back_delay_s: float | None = None, **local: Any
+) -> Iterator[DelayedLink]:
+    """A running delay proxy in front of a fixed endpoint port, stopped at the end:
+    `delay_s` out (client to endpoint), `back_delay_s` back (`delay_s` unless given)."""
     port = free_port()
-    with DelayProxy("127.0.0.1", port, delay_s) as proxy:
+    with DelayProxy("127.0.0.1", port, delay_s, back_delay_s=back_delay_s) as proxy:
         settings = {
             "link": "tcp",
             **local,
@@ -67,7 +83,8 @@ def delayed_link(delay_s: float, **local: Any) -> Iterator[DelayedLink]:
         yield DelayedLink(proxy, delay_s, port, settings)
 
 
-#: The `make_delayed_link` fixture: `delay_s` and more `local:` settings in.
+#: The `make_delayed_link` fixture: `delay_s`, `back_delay_s` and more `local:`
+#: settings in.
 DelayedLinkFactory = Callable[..., DelayedLink]
 
 
@@ -76,8 +93,28 @@ def make_delayed_link() -> Iterator[DelayedLinkFactory]:
     """Start delay proxies for site links; every one is stopped after the test."""
     with ExitStack() as stack:
 
-        def make(delay_s: float, **local: Any) -> DelayedLink:
-            return stack.enter_context(delayed_link(delay_s, **local))
+        def make(
+            delay_s: float, back_delay_s: float | None = None, **local: Any
+        ) -> DelayedLink:
+            return stack.enter_context(delayed_link(delay_s, back_delay_s, **local))
+
+        yield make
+
+
+#: The `make_clock_control` fixture: `ClockControl`'s arguments in.
+ClockControlFactory = Callable[..., ClockControl]
+
+
+@pytest.fixture
+def make_clock_control() -> Iterator[ClockControlFactory]:
+    """Start drifting, steppable site clocks; every one is closed after the test.
+    A site started after its clock closed would take its own drift origin."""
+    with ExitStack() as stack:
+
+        def make(
+            offset_s: float = 0.0, drift_ppm: float = 0.0, steppable: bool = True
+        ) -> ClockControl:
+            return stack.enter_context(ClockControl(offset_s, drift_ppm, steppable))
 
         yield make
 

@@ -101,3 +101,41 @@ def test_stop_closes_open_connections_and_leaves_no_threads(echo_server: int) ->
         proxy.stop()
         assert sock.recv(100) == b""  # closed, not delivered late
     assert _proxy_threads() == []
+
+
+def test_the_delay_back_may_differ_from_the_delay_out() -> None:
+    # Each direction timed on its own, in this one process (one clock): the
+    # target notes when the message arrives and answers at once.
+    out_s, back_s = 0.02, 0.06
+    arrived: list[float] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                assert _receive(connection, 4) == b"ping"
+                arrived.append(time.monotonic())
+                connection.sendall(b"pong")
+
+        target = threading.Thread(target=answer)
+        target.start()
+        with (
+            DelayProxy("127.0.0.1", port, out_s, back_delay_s=back_s) as proxy,
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock,
+        ):
+            assert (proxy.delay_s, proxy.back_delay_s) == (out_s, back_s)
+            sent = time.monotonic()
+            sock.sendall(b"ping")
+            assert _receive(sock, 4) == b"pong"
+            received = time.monotonic()
+        target.join(timeout=30)
+    (at,) = arrived
+    assert out_s <= at - sent < out_s + 0.015
+    assert back_s <= received - at < back_s + 0.015
+    assert _proxy_threads() == []
+
+
+def test_a_negative_delay_back_is_refused() -> None:
+    with pytest.raises(ValueError, match="back_delay_s must be >= 0"):
+        DelayProxy("127.0.0.1", free_port(), 0.01, back_delay_s=-0.001)

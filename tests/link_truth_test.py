@@ -103,10 +103,11 @@ def test_env_reaches_the_workers(tmp_path: Path) -> None:
             assert result is not None and result.value == expected, result
 
 
+@pytest.mark.parametrize("back_delay_s", [None, 0.06], ids=["symmetric", "slow-back"])
 def test_a_delayed_link_shows_in_the_raw_stamps(
-    tmp_path: Path, make_delayed_link: DelayedLinkFactory
+    tmp_path: Path, make_delayed_link: DelayedLinkFactory, back_delay_s: float | None
 ) -> None:
-    link = make_delayed_link(0.03)
+    link = make_delayed_link(0.03, back_delay_s)
     federation = echo_federation(tmp_path, link.local)
     with federation:
         # The endpoint listens on the port it was given; the client goes around.
@@ -114,10 +115,10 @@ def test_a_delayed_link_shows_in_the_raw_stamps(
         info = ConnectionInfo.read(transport.process.connection_file)  # type: ignore[attr-defined]
         assert info.address == f"tcp://127.0.0.1:{link.endpoint_port}"
         results = echo_one_at_a_time(federation, TASKS)
-    delay_ns = int(link.delay_s * 1e9)
+    out_ns, back_ns = int(link.delay_s * 1e9), int(link.back_delay_s * 1e9)
     for stamps in _journaled(federation, results):
-        assert stamps[Stamp.ENDPOINT_RECEIVED] - stamps[Stamp.SENT] >= delay_ns
-        assert stamps[Stamp.RECEIVED] - stamps[Stamp.ENDPOINT_SENT] >= delay_ns
+        assert stamps[Stamp.ENDPOINT_RECEIVED] - stamps[Stamp.SENT] >= out_ns
+        assert stamps[Stamp.RECEIVED] - stamps[Stamp.ENDPOINT_SENT] >= back_ns
 
 
 def test_a_taken_tcp_port_is_a_config_error(tmp_path: Path) -> None:

@@ -265,8 +265,7 @@ class _Clock:
         self._check_declaration()
         if self._model is None:
             self._model = DriftModel()
-        for trip in self.trips[self._placed :]:
-            self._model.add(self._bounds(trip))
+        self._model.add_all([self._bounds(trip) for trip in self.trips[self._placed :]])
         self._placed = len(self.trips)
         return self._model
 

@@ -23,6 +23,7 @@ bounds cut nothing costs one pass over the polygon's few vertices.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,8 @@ MAX_DRIFT_PPM = 500.0
 _EPSILON_S = 1e-9
 #: Bound on |a| before the first round trip cuts it (s, relative to the reference).
 _BOX_S = 1e4
+#: Round trips checked against the polygons at once by `DriftModel.add_all`.
+_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,46 @@ class Segment:
             return False
         self._a, self._b, self._span = a, b, span
         self._center = (sum(a) / len(a), sum(b) / len(b))
+        self.absorb(trip)
+        return True
+
+    def absorb(self, trip: Bounds) -> None:
+        """Count a round trip whose bounds cut nothing (`holds` said so)."""
         self.trips += 1
         self.start_ns = min(self.start_ns, trip.upper_at)
         self.end_ns = max(self.end_ns, trip.lower_at)
         self.min_delay_ns = min(self.min_delay_ns, trip.delay_ns)
-        return True
+        self._span = max(self._span, (trip.lower_at - self.t0) / 1e9)
+
+    def holds(
+        self,
+        upper_at: np.ndarray,
+        upper: np.ndarray,
+        lower_at: np.ndarray,
+        lower: np.ndarray,
+    ) -> np.ndarray:
+        """Which round trips' bounds every line of the polygon already meets.
+
+        They would cut nothing, now or once later round trips have shrunk the
+        polygon: `add` can skip them (`absorb`). Vectorized, for many at once.
+        """
+        x_sent = (upper_at - self.t0) / 1e9
+        x_received = (lower_at - self.t0) / 1e9
+        upper_s = (upper - self.ref) / 1e9
+        lower_s = (lower - self.ref) / 1e9
+        away = x_received - x_sent
+        guess = self._center[0] + self._center[1] * x_sent
+        x_upper = x_sent + np.clip(upper_s - guess, 0.0, away)
+        x_lower = x_received - np.clip(guess - lower_s, 0.0, away)
+        highest = np.full(len(x_sent), -np.inf)
+        lowest = np.full(len(x_sent), np.inf)
+        for ai, bi in zip(self._a, self._b, strict=True):
+            np.maximum(highest, ai + bi * x_upper, out=highest)
+            np.minimum(lowest, ai + bi * x_lower, out=lowest)
+        held: np.ndarray = (highest <= upper_s + _EPSILON_S) & (
+            lowest >= lower_s - _EPSILON_S
+        )
+        return held
 
     # -- reading ---------------------------------------------------------------------
 
@@ -205,6 +243,46 @@ class DriftModel:
         if index < 0:
             self.rejected += 1
         return index
+
+    def add_all(self, trips: Sequence[Bounds]) -> None:
+        """Place many round trips, in order, as `add` would one by one.
+
+        Most round trips of a long run cut nothing: each batch is first checked
+        against its segments at once, and only the others go through `add`.
+        """
+        for first in range(0, len(trips), _BATCH):
+            batch = trips[first : first + _BATCH]
+            if not self.segments:
+                self.add(batch[0])
+                batch = batch[1:]
+            held = self._held(batch)
+            for trip, segment in zip(batch, held, strict=True):
+                if segment is None:
+                    self.add(trip)
+                    continue
+                segment.absorb(trip)
+                self.placed.append(segment.number)
+                if trip.upper_at < self._starts[0]:
+                    self._starts = [s.start_ns for s in self.segments]
+
+    def _held(self, batch: Sequence[Bounds]) -> list[Segment | None]:
+        """Per round trip, the segment of its time if that holds it already."""
+        if not batch:
+            return []
+        columns = np.asarray(
+            [(t.upper_at, t.upper, t.lower_at, t.lower) for t in batch], dtype=np.int64
+        )
+        starts = np.asarray(self._starts, dtype=np.int64)
+        near = np.maximum(np.searchsorted(starts, columns[:, 0], side="right") - 1, 0)
+        held: list[Segment | None] = [None] * len(batch)
+        sane = columns[:, 3] <= columns[:, 1]
+        for position in np.unique(near):
+            segment = self.segments[position]
+            rows = np.flatnonzero(near == position)
+            fits = segment.holds(*(columns[rows, i] for i in range(4)))
+            for row in rows[fits & sane[rows]]:
+                held[row] = segment
+        return held
 
     def _place(self, trip: Bounds) -> int:
         if trip.lower > trip.upper:  # the host stepped back while it held the task
