@@ -21,6 +21,7 @@ from typing import Any
 from typing import TextIO
 
 from pydantic_core import PydanticSerializationError
+from pydantic_core import from_json
 from pydantic_core import to_json
 
 from colmena_fx.exceptions import RunDirectoryError
@@ -190,14 +191,25 @@ class _Encoded(str):
 
 
 def read_journal(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every event of a run, oldest first; a torn last line (crash) is skipped."""
+    """Every event of a run, oldest first; a torn last line (crash) is skipped.
+
+    Each line is decoded on its own and dropped once the caller moves on, so that
+    a reader folding the lines into its own state never holds the whole journal.
+    pydantic-core's parser decodes the lines about twice as fast as `json.loads`
+    and shares the short strings it meets again (keys, names of sites and
+    methods); a line it refuses is given to `json.loads`, which accepts a little
+    more (lone surrogate escapes), so that both read the same lines.
+    """
     path = Path(run_dir) / JOURNAL_NAME
-    with open(path, encoding="utf-8") as stream:
+    with open(path, "rb") as stream:
         for line in stream:
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+                yield from_json(line)
+            except ValueError:
+                try:
+                    yield json.loads(line)
+                except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                    continue
 
 
 def final_records(run_dir: Path) -> list[dict[str, Any]]:

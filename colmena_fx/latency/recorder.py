@@ -131,7 +131,10 @@ class LatencyRecorder:
     def from_records(
         cls, records: Iterable[dict[str, Any]], clocks: ClockPlan | None = None
     ) -> LatencyRecorder:
-        """A recorder fed with journal records (`journal.final_records`)."""
+        """A recorder fed with journal records (`journal.final_records`).
+
+        `records` may be any iterable: each record is fed and dropped in turn.
+        """
         recorder = cls(clocks)
         for record in records:
             recorder.add(_record_info(record), record["timeline"]["events"])
@@ -146,22 +149,79 @@ class LatencyRecorder:
         Its clocks are corrected as the run declared, but for the sites (or `*`,
         every site) that `clocks` names.
         """
-        records: list[dict[str, Any]] = []
-        late: list[tuple[str, str, int]] = []
-        declared = ClockPlan()
+        feed = JournalFeed(clocks, cls)
         for entry in read_journal(run_dir):
-            event, task = entry["event"], entry["task"]
-            if event == "delivered":
-                records.append(task)
-            elif event == "stamped":
-                late.append((task["task_id"], task["name"], task["time_ns"]))
-            elif event == "processed":  # journals written before `stamped`
-                late.append((task["task_id"], Stamp.PROCESSED, task["time_ns"]))
-            elif event == "run":
-                declared = ClockPlan.from_json(task.get("clocks"))
-        recorder = cls.from_records(records, declared.overridden(clocks or {}))
-        for task_id, name, time_ns in late:
+            feed.add(entry)
+        recorder = feed.finish()
+        if recorder is None:  # a `run` line after the first `delivered` one
+            again = JournalFeed(factory=cls, plan=feed.plan())
+            for entry in read_journal(run_dir):
+                again.add(entry)
+            recorder = again.finish()
+            assert recorder is not None  # a fixed plan cannot change
+        return recorder
+
+
+class JournalFeed:
+    """Feeds a recorder journal lines one at a time, as they are read.
+
+    What `LatencyRecorder.from_run` does, for a reader that also folds the same
+    lines into other facts (`latency.runfacts`): each `delivered` record goes
+    into the recorder at once and is dropped, so that reading a run costs one
+    table row per task rather than its parsed record. The late stamps are kept
+    and applied after the last line, as before: a task delivered again (a resumed
+    run) gets them on its last row.
+    """
+
+    def __init__(
+        self,
+        clocks: Mapping[str, ClockSetting] | None = None,
+        factory: type[LatencyRecorder] | None = None,
+        plan: ClockPlan | None = None,
+    ) -> None:
+        #: Settings that override what the run declared ({site or `*`: setting}).
+        self.clocks = dict(clocks or {})
+        self.factory = factory or LatencyRecorder
+        self.declared = ClockPlan()
+        #: A plan fixed from the start, whatever the journal declares.
+        self._fixed = plan
+        self.recorder: LatencyRecorder | None = None
+        #: What the recorder was made with: what the run had declared by then.
+        self._made_with: ClockPlan | None = None
+        self._late: list[tuple[str, str, int]] = []
+
+    def add(self, entry: dict[str, Any]) -> None:
+        event, task = entry["event"], entry["task"]
+        if event == "delivered":
+            recorder = self.recorder
+            if recorder is None:
+                self._made_with = self.plan()
+                recorder = self.recorder = self.factory(self._made_with)
+            recorder.add(_record_info(task), task["timeline"]["events"])
+        elif event == "stamped":
+            self._late.append((task["task_id"], task["name"], task["time_ns"]))
+        elif event == "processed":  # journals written before `stamped`
+            self._late.append((task["task_id"], Stamp.PROCESSED, task["time_ns"]))
+        elif event == "run":
+            self.declared = ClockPlan.from_json(task.get("clocks"))
+
+    def plan(self) -> ClockPlan:
+        """How the recorder corrects the clocks, as of the lines read so far."""
+        if self._fixed is not None:
+            return self._fixed
+        return self.declared.overridden(self.clocks)
+
+    def finish(self) -> LatencyRecorder | None:
+        """The recorder; None when a `run` line after the first `delivered` one
+        changed what the run declared (then read the journal again)."""
+        recorder = self.recorder
+        if recorder is None:
+            recorder = self.factory(self.plan())
+        elif self._made_with != self.plan():
+            return None
+        for task_id, name, time_ns in self._late:
             recorder.stamped(task_id, name, time_ns)
+        self._late = []
         return recorder
 
 

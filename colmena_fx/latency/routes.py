@@ -28,6 +28,9 @@ from colmena_fx.models import Stamp
 #: The policy whose choices come with a prediction to check.
 PREDICTING = "fastest"
 
+_SENT, _RECEIVED = Stamp.SENT.value, Stamp.RECEIVED.value
+_SEQUENCES = (list, tuple)
+
 
 @dataclass(frozen=True)
 class RoutingRow:
@@ -80,10 +83,10 @@ def read_routing_facts(run_dir: Path) -> RoutingFacts:
 
 def routing_facts(entries: Iterable[dict[str, Any]]) -> RoutingFacts:
     """The routing and health facts of a run's journal lines, oldest first."""
-    facts = _Collector()
+    collector = RoutingFactsCollector()
     for entry in entries:
-        facts.add(entry)
-    return RoutingFacts(facts.routing_rows(), facts.health_rows())
+        collector.add(entry)
+    return collector.facts()
 
 
 class _Tally:
@@ -96,8 +99,11 @@ class _Tally:
         self.measured: list[float] = []
 
 
-class _Collector:
-    """Folds journal lines into tallies; lines it cannot read are left out."""
+class RoutingFactsCollector:
+    """Folds journal lines into tallies; lines it cannot read are left out.
+
+    Fed one line at a time (`add`), beside other readers in one pass.
+    """
 
     def __init__(self) -> None:
         self.start_ns: int | None = None
@@ -112,24 +118,32 @@ class _Collector:
         task, time_ns = entry.get("task"), entry.get("time_ns")
         if not isinstance(task, dict) or not isinstance(time_ns, int):
             return
+        self.line(entry.get("event"), task, time_ns)
+
+    def line(self, event: object, task: dict[str, Any], time_ns: int) -> None:
+        """`add` for a line already checked: its task a dict, its time an int."""
         if self.start_ns is None:  # the run line, or the first line of an old run
             self.start_ns = time_ns
-        self.last_ns = max(time_ns, self.last_ns or time_ns)
-        event = entry.get("event")
-        if event == "run":
-            self.start_ns = time_ns
-            self.sites = [str(site) for site in task.get("sites") or {}]
-        elif event in ("submitted", "retried"):
+        last = self.last_ns
+        if not last or time_ns > last:  # max(time_ns, last or time_ns)
+            self.last_ns = time_ns
+        if event == "submitted" or event == "retried":
             self._attempt(event, task)
         elif event == "delivered":
             self._delivered(task)
+        elif event == "run":
+            self.start_ns = time_ns
+            self.sites = [str(site) for site in task.get("sites") or {}]
         elif event == "health":
             self._health(task, time_ns)
 
     def _tally(self, site: object, policy: object) -> _Tally | None:
         if not isinstance(site, str) or not isinstance(policy, str):
             return None  # an old journal's line, or a task never sent
-        return self.tallies.setdefault((site, policy), _Tally())
+        tally = self.tallies.get((site, policy))
+        if tally is None:
+            tally = self.tallies[site, policy] = _Tally()
+        return tally
 
     def _attempt(self, event: object, task: dict[str, Any]) -> None:
         tally = self._tally(task.get("site"), task.get("policy"))
@@ -154,9 +168,13 @@ class _Collector:
         if tally is None:
             return
         tally.succeeded += 1
+        if policy != PREDICTING:
+            return
         predicted = routing.get("predicted_s")
+        if not _is_number(predicted):
+            return
         measured = _round_trip_s(task.get("timeline"))
-        if policy == PREDICTING and _is_number(predicted) and measured is not None:
+        if measured is not None:
             tally.predicted.append(float(predicted))
             tally.measured.append(measured)
 
@@ -173,6 +191,9 @@ class _Collector:
             at_s = time_ns / 1e9 - start_s
         self.health_now[site] = health
         self.changes.append((site, health, at_s, str(task.get("reason") or "")))
+
+    def facts(self) -> RoutingFacts:
+        return RoutingFacts(self.routing_rows(), self.health_rows())
 
     def routing_rows(self) -> list[RoutingRow]:
         rank = {site: i for i, site in enumerate(self.sites)}
@@ -221,13 +242,18 @@ def _round_trip_s(timeline: object) -> float | None:
     """Seconds from the last `sent` to the last `received` of a recorded timeline."""
     if not isinstance(timeline, dict):
         return None
-    last: dict[str, int] = {}
+    sent = received = None
     for event in timeline.get("events") or ():
-        if isinstance(event, list | tuple) and len(event) >= 2:
-            name, time_ns = event[0], event[1]
-            if name in (Stamp.SENT, Stamp.RECEIVED) and isinstance(time_ns, int):
-                last[str(name)] = time_ns
-    sent, received = last.get(Stamp.SENT), last.get(Stamp.RECEIVED)
+        if isinstance(event, _SEQUENCES) and len(event) >= 2:
+            name = event[0]
+            if name == _SENT:
+                time_ns = event[1]
+                if isinstance(time_ns, int):
+                    sent = time_ns
+            elif name == _RECEIVED:
+                time_ns = event[1]
+                if isinstance(time_ns, int):
+                    received = time_ns
     if sent is None or received is None or received < sent:
         return None
     return (received - sent) / 1e9

@@ -41,6 +41,7 @@ class TaskState(StrEnum):
 
 #: The events that tell where a task is, in the order a task meets them.
 TASK_EVENTS = ("submitted", "accepted", "retried", "completed", "delivered")
+_TASK_EVENTS = frozenset(TASK_EVENTS)
 #: A `retried` reason: the task was resent because its client restarted.
 CLIENT_RESTART = "client_restart"
 
@@ -111,7 +112,7 @@ def read_task_facts(run_dir: Path) -> TaskFacts:
 
 def task_facts(entries: Iterable[dict[str, Any]]) -> TaskFacts:
     """The tasks, sites and lifecycle of a run's journal lines, oldest first."""
-    collector = _Collector()
+    collector = TaskFactsCollector()
     for entry in entries:
         collector.add(entry)
     return collector.facts()
@@ -145,8 +146,12 @@ class _Task:
         return TaskState.UNFINISHED
 
 
-class _Collector:
-    """Folds journal lines into per-task state; lines it cannot read are left out."""
+class TaskFactsCollector:
+    """Folds journal lines into per-task state; lines it cannot read are left out.
+
+    Fed one line at a time (`add`), it keeps a few fields per task and nothing of
+    the lines themselves: a reader can feed it beside others in one pass.
+    """
 
     def __init__(self) -> None:
         self.start_ns: int | None = None
@@ -162,11 +167,20 @@ class _Collector:
         task, time_ns = entry.get("task"), entry.get("time_ns")
         if not isinstance(task, dict) or not isinstance(time_ns, int):
             return
+        self.line(entry.get("event"), task, time_ns)
+
+    def line(self, event: object, task: dict[str, Any], time_ns: int) -> None:
+        """`add` for a line already checked: its task a dict, its time an int."""
         if self.start_ns is None:  # the run line, or the first line of an old run
             self.start_ns = time_ns
-        self.last_ns = max(time_ns, self.last_ns or time_ns)
-        event = entry.get("event")
-        if event == "run":
+        last = self.last_ns
+        if not last or time_ns > last:  # max(time_ns, last or time_ns)
+            self.last_ns = time_ns
+        if not isinstance(event, str):
+            return
+        if event in _TASK_EVENTS:
+            self._task_event(event, task, time_ns)
+        elif event == "run":
             if self.run_ns is None:
                 self.run_ns = self.start_ns = time_ns
                 self.sites = [str(site) for site in task.get("sites") or {}]
@@ -176,8 +190,6 @@ class _Collector:
             self.stop, self.recorded = None, True
         elif event == "stopped":
             self.stop, self.recorded = (time_ns, task), True
-        elif event in TASK_EVENTS:
-            self._task_event(str(event), task, time_ns)
 
     def _task_event(self, event: str, line: dict[str, Any], time_ns: int) -> None:
         task_id = line.get("task_id")
@@ -186,25 +198,31 @@ class _Collector:
         task = self.tasks.get(task_id)
         if task is None:
             task = self.tasks[task_id] = _Task()
-        method, topic, site = line.get("method"), line.get("topic"), line.get("site")
+        get = line.get
+        method, topic, site = get("method"), get("topic"), get("site")
         if isinstance(method, str):
             task.method = method
         if isinstance(topic, str):
             task.topic = topic
-        retries = line.get("retries")
-        if isinstance(retries, int) and not isinstance(retries, bool):
-            task.retries = max(task.retries, retries)
-        if task.status == "delivered" and event != "delivered":
+        retries = get("retries")
+        if (
+            isinstance(retries, int)
+            and not isinstance(retries, bool)
+            and retries > task.retries
+        ):
+            task.retries = retries
+        status = task.status
+        if status == "delivered" and event != "delivered":
             return  # the thinker has it: a stray line after changes nothing
-        if event == "accepted" and task.status != "sent":
+        if event == "accepted" and status != "sent":
             return  # a site's late word on an attempt that already completed
         task.last_event, task.last_ns = event, time_ns
         if isinstance(site, str):
             task.site = site
-        success = line.get("success")
         if event == "delivered":
-            task.status, task.success = "delivered", success is True
+            task.status, task.success = "delivered", get("success") is True
         elif event == "completed":
+            success = get("success")
             task.status = "completed"
             task.success = success if isinstance(success, bool) else None
         elif event == "submitted":  # sent, or sent again: not finished (again)
@@ -214,7 +232,7 @@ class _Collector:
             task.resumed_after = task.resumed_after or bool(self.resumes)
         elif event == "retried":
             task.status, task.success = "sent", None
-            if line.get("reason") == CLIENT_RESTART:
+            if get("reason") == CLIENT_RESTART:
                 task.resumed_after = True
 
     def _since_start(self, time_ns: int) -> float:

@@ -22,16 +22,14 @@ from colmena_fx.journal import JOURNAL_NAME
 from colmena_fx.journal import read_journal
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.hops import SPANS
-from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.latency.routes import RoutingFacts
-from colmena_fx.latency.routes import read_routing_facts
+from colmena_fx.latency.runfacts import read_run_facts
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
 from colmena_fx.latency.stats import hop_table
 from colmena_fx.latency.stats import summarize_hops
 from colmena_fx.latency.stats import task_counts
 from colmena_fx.latency.tasks import TaskFacts
-from colmena_fx.latency.tasks import read_task_facts
 from colmena_fx.latency.timelines import CorrectedTimes
 from colmena_fx.models import Stamp
 
@@ -208,7 +206,8 @@ def load_report_data(
     """Everything the report shows about the run in `run_dir` (its clocks
     corrected as it declared, but for those `clocks` names)."""
     header = read_header(run_dir)
-    recorder = LatencyRecorder.from_run(run_dir, clocks)
+    facts = read_run_facts(run_dir, clocks)  # one reading of the journal
+    recorder = facts.recorder
     corrected = recorder.corrected()
     table = hop_table(corrected)
     counts = task_counts(corrected)
@@ -257,8 +256,8 @@ def load_report_data(
         decision_s=decision_latencies(at(Stamp.CREATED), at(Stamp.DELIVERED)),
         offsets=recorder.offsets(),
         synchronized=recorder.clocks.synchronized,
-        routing=read_routing_facts(run_dir),
-        task_facts=read_task_facts(run_dir),
+        routing=facts.routing,
+        task_facts=facts.tasks,
     )
 
 
