@@ -23,7 +23,6 @@ the round trips contradict is set aside, with a warning that names the evidence.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,14 +31,12 @@ from typing import Any
 import numpy as np
 
 from colmena_fx.clockplan import ClockPlan
-from colmena_fx.config import ClockSetting
-from colmena_fx.latency.drift import Bounds
-from colmena_fx.latency.drift import DriftModel
-from colmena_fx.latency.drift import Segment
+from colmena_fx.latency.clockfit import ClockFit
+from colmena_fx.latency.clockfit import ClockOffset
+from colmena_fx.latency.clockfit import ClockSegment
+from colmena_fx.latency.clockfit import Correction
 from colmena_fx.latency.hops import CLIENT_STAMPS
 from colmena_fx.models import Stamp
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,77 +61,6 @@ class RoundTrip:
     @property
     def upper_ns(self) -> int:
         return self.remote_first_ns - self.sent_ns
-
-
-@dataclass(frozen=True)
-class ClockSegment:
-    """A stretch of round trips over which a clock ran at one rate."""
-
-    index: int
-    #: Client times (ns since the epoch) of its first send and last receipt.
-    start_ns: int
-    end_ns: int
-    #: Round trips sent before this segment began (the step's place in the run).
-    after_trips: int
-    trips: int
-    offset_start_s: float
-    offset_end_s: float
-    uncertainty_start_s: float
-    uncertainty_end_s: float
-    drift_ppm: float
-    drift_uncertainty_ppm: float
-    #: The jump from the previous segment, extrapolated to this one's start.
-    step_s: float | None
-
-
-@dataclass(frozen=True)
-class ClockOffset:
-    """A remote clock's offset from the client's: remote = client + offset_s.
-
-    Figures are at the clock's last round trip; `segments` tells its history.
-    """
-
-    site: str
-    host: str
-    offset_s: float
-    #: The true offset lies within offset_s +- uncertainty_s, if the bounds hold.
-    uncertainty_s: float
-    samples: int
-    #: The shortest round trip seen, away from both clocks.
-    min_delay_s: float
-    #: False when the clock stepped, a round trip fit nowhere, or the site's
-    #: declared setting was contradicted.
-    consistent: bool = True
-    drift_ppm: float = 0.0
-    drift_uncertainty_ppm: float = 0.0
-    #: How the stamps were corrected (`ClockSetting.describe`).
-    setting: str = "estimate"
-    #: Round trips that fit no segment (their host stepped while holding them).
-    rejected: int = 0
-    segments: tuple[ClockSegment, ...] = ()
-    #: Why a declared setting was set aside, with the evidence and the fix.
-    warning: str = ""
-
-    @property
-    def steps(self) -> int:
-        return max(len(self.segments) - 1, 0)
-
-    def note(self) -> str:
-        """What a table says about the clock, briefly."""
-        notes = []
-        if self.steps:
-            notes.append(
-                f"stepped {self.steps}x: "
-                + ", ".join(
-                    f"{(s.step_s or 0) * 1e3:+.3f} ms after {s.after_trips} tasks"
-                    for s in self.segments[1:]
-                )
-            )
-        if self.rejected:
-            notes.append(f"{self.rejected} round trips fit no segment")
-        if self.warning:
-            notes.append(self.warning)
-        return "; ".join(notes)
 
 
 _SENT, _RECEIVED = Stamp.SENT.value, Stamp.RECEIVED.value
@@ -168,230 +94,6 @@ def round_trips(events: Iterable[Any]) -> dict[str, RoundTrip]:
     }
 
 
-@dataclass(frozen=True)
-class Correction:
-    """Per remote stamp: the offset to subtract (ns), its +- (ns), and the +- of
-    the clock's rate there (s per s), which bounds hops within that clock."""
-
-    offset_ns: np.ndarray
-    error_ns: np.ndarray
-    rate_error: np.ndarray
-
-
-class _Clock:
-    """The round trips of one remote clock, and the model they fit, built lazily."""
-
-    def __init__(self, site: str, host: str, setting: ClockSetting) -> None:
-        self.site, self.host, self.setting = site, host, setting
-        #: (T1, T2, T3, T4) per round trip, in arrival order.
-        self.trips: list[tuple[int, int, int, int]] = []
-        self._model: DriftModel | None = None
-        self._placed = 0
-        self._out_ns = int(setting.link_out_ms * 1e6)
-        self._back_ns = int(setting.link_back_ms * 1e6)
-        self.warning = ""
-        self.synchronized = setting.mode == "synchronized"
-        self._within_ns = int(setting.within_ms * 1e6)
-        self._checked = 0
-
-    def add(self, trip: RoundTrip) -> None:
-        self.trips.append(
-            (trip.sent_ns, trip.remote_first_ns, trip.remote_last_ns, trip.received_ns)
-        )
-
-    # -- the declared setting, against the evidence ----------------------------
-
-    def _check_declaration(self) -> None:
-        """Set a contradicted declaration aside (once), with a warning."""
-        if self.warning or self._checked == len(self.trips):
-            return
-        fresh = self.trips[self._checked :]
-        self._checked = len(self.trips)
-        if self.synchronized:
-            evidence = self._beyond_bound(fresh)
-            fix = (
-                f"set 'clocks: estimate' in the site file of {self.site!r}, or a "
-                "'within_ms' that holds"
-            )
-        elif self._out_ns or self._back_ns:
-            evidence = self._shorter_than_declared(fresh)
-            fix = (
-                f"measure the least one-way delays of {self.site!r} again, or drop "
-                "'link_out_ms'/'link_back_ms'"
-            )
-        else:
-            return
-        if evidence:
-            self.warning = (
-                f"site {self.site!r} (host {self.host}) declares its clock "
-                f"{self.setting.describe()}, but {evidence}: {fix}. Its offset is "
-                "estimated from the round trips instead"
-            )
-            logger.warning("%s", self.warning)
-            self.synchronized = False
-            self._out_ns = self._back_ns = 0
-            self._model, self._placed = None, 0
-
-    def _beyond_bound(self, trips: list[tuple[int, int, int, int]]) -> str:
-        within = self._within_ns
-        for t1, t2, t3, t4 in trips:
-            if t3 - t4 > within:
-                return (
-                    f"a round trip proves it at least {(t3 - t4) / 1e6:.3f} ms ahead "
-                    f"(it stamped a task after the client had its result)"
-                )
-            if t2 - t1 < -within:
-                return (
-                    f"a round trip proves it at least {(t1 - t2) / 1e6:.3f} ms behind "
-                    f"(it stamped a task before the client sent it)"
-                )
-        return ""
-
-    def _shorter_than_declared(self, trips: list[tuple[int, int, int, int]]) -> str:
-        declared = self._out_ns + self._back_ns
-        for t1, t2, t3, t4 in trips:
-            away = (t4 - t1) - (t3 - t2)
-            if away < declared:
-                return (
-                    f"a round trip spent only {away / 1e6:.3f} ms on the link, less "
-                    f"than the declared {declared / 1e6:.3f} ms"
-                )
-        return ""
-
-    # -- the estimate ------------------------------------------------------------
-
-    def model(self) -> DriftModel:
-        """The drift model of every round trip so far (new ones placed now)."""
-        self._check_declaration()
-        if self._model is None:
-            self._model = DriftModel()
-        self._model.add_all([self._bounds(trip) for trip in self.trips[self._placed :]])
-        self._placed = len(self.trips)
-        return self._model
-
-    def _bounds(self, trip: tuple[int, int, int, int]) -> Bounds:
-        t1, t2, t3, t4 = trip
-        return Bounds(t1, t2 - t1 - self._out_ns, t4, t3 - t4 + self._back_ns)
-
-    def correct(self, remote_ns: np.ndarray, sent_ns: np.ndarray) -> Correction | None:
-        """Corrections for remote stamps of this clock, each with its task's send."""
-        self._check_declaration()
-        if self.synchronized:
-            zeros = np.zeros(len(remote_ns))
-            return Correction(zeros, np.full(len(remote_ns), float(self._within_ns)),
-                              zeros)  # fmt: skip
-        if not self.trips:
-            return None
-        model = self.model()
-        offset = np.empty(len(remote_ns))
-        error = np.empty(len(remote_ns))
-        rate_error = np.zeros(len(remote_ns))
-        trips = np.asarray(self.trips, dtype=np.int64)
-        placed = np.asarray(model.placed)
-        # A stamp belongs to its task's round trip, where the task came back; the
-        # others (tasks that failed on the way) to the segment of their send.
-        order = np.argsort(trips[:, 0], kind="stable")
-        sent_sorted = trips[order, 0]
-        where = np.minimum(np.searchsorted(sent_sorted, sent_ns), len(order) - 1)
-        own = sent_sorted[where] == sent_ns
-        trip_of = order[where]
-        if model.segments:
-            segment = model.segment_at(np.where(sent_ns >= 0, sent_ns, remote_ns))
-        else:  # every round trip was bogus: each task by its nearest one
-            segment = np.full(len(remote_ns), -1)
-        segment = np.where(own, placed[trip_of], segment)
-        for seg in model.segments:
-            mask = segment == seg.number
-            if not mask.any():
-                continue
-            at = seg.on_client_clock(remote_ns[mask])
-            low, high = seg.band(at)
-            offset[mask] = (low + high) / 2
-            error[mask] = (high - low) / 2
-            slow, fast = seg.rate()
-            rate_error[mask] = (fast - slow) / 2
-        # A task whose round trip fit no segment is corrected by its own bounds.
-        alone = segment < 0
-        if alone.any():
-            bounds = [self._bounds(self.trips[i]) for i in trip_of[alone]]
-            offset[alone] = [(b.upper + b.lower) / 2 for b in bounds]
-            error[alone] = [abs(b.upper - b.lower) / 2 for b in bounds]
-        return Correction(offset, error, rate_error)
-
-    def describe(self) -> ClockOffset:
-        self._check_declaration()
-        setting = self.setting.describe()
-        if self.warning:
-            setting = "estimate (declaration contradicted)"
-        if self.synchronized:
-            return ClockOffset(
-                self.site, self.host, 0.0, self._within_ns / 1e9, len(self.trips),
-                self._min_delay_ns() / 1e9, setting=setting,
-            )  # fmt: skip
-        model = self.model()
-        segments = self._segments(model)
-        if not segments:  # every round trip was bogus
-            bounds = self._bounds(self.trips[-1])
-            return ClockOffset(
-                self.site, self.host, (bounds.upper + bounds.lower) / 2e9,
-                abs(bounds.delay_ns) / 2e9, len(self.trips),
-                self._min_delay_ns() / 1e9, consistent=False, setting=setting,
-                rejected=model.rejected, warning=self.warning,
-            )  # fmt: skip
-        last = segments[-1]
-        return ClockOffset(
-            site=self.site,
-            host=self.host,
-            offset_s=last.offset_end_s,
-            uncertainty_s=last.uncertainty_end_s,
-            samples=len(self.trips),
-            min_delay_s=self._min_delay_ns() / 1e9,
-            consistent=len(segments) == 1 and not model.rejected and not self.warning,
-            drift_ppm=last.drift_ppm,
-            drift_uncertainty_ppm=last.drift_uncertainty_ppm,
-            setting=setting,
-            rejected=model.rejected,
-            segments=tuple(segments),
-            warning=self.warning,
-        )
-
-    def _min_delay_ns(self) -> int:
-        return min(((t4 - t1) - (t3 - t2) for t1, t2, t3, t4 in self.trips), default=0)
-
-    def _segments(self, model: DriftModel) -> list[ClockSegment]:
-        sent = np.sort(np.asarray([trip[0] for trip in self.trips], dtype=np.int64))
-        out: list[ClockSegment] = []
-        previous: Segment | None = None
-        for index, seg in enumerate(model.segments):
-            (low_start, low_end), (high_start, high_end) = seg.band(
-                np.asarray([seg.start_ns, seg.end_ns])
-            )
-            slow, fast = seg.rate()
-            step = None
-            if previous is not None:
-                low_before, high_before = previous.band(np.asarray([seg.start_ns]))
-                before = low_before[0] + high_before[0]
-                step = float((low_start + high_start) - before) / 2e9
-            out.append(
-                ClockSegment(
-                    index=index,
-                    start_ns=seg.start_ns,
-                    end_ns=seg.end_ns,
-                    after_trips=int(np.searchsorted(sent, seg.start_ns)),
-                    trips=seg.trips,
-                    offset_start_s=float(low_start + high_start) / 2e9,
-                    offset_end_s=float(low_end + high_end) / 2e9,
-                    uncertainty_start_s=float(high_start - low_start) / 2e9,
-                    uncertainty_end_s=float(high_end - low_end) / 2e9,
-                    drift_ppm=(slow + fast) / 2 * 1e6,
-                    drift_uncertainty_ppm=(fast - slow) / 2 * 1e6,
-                    step_s=step,
-                )
-            )
-            previous = seg
-        return out
-
-
 class ClockSync:
     """The offsets of every remote clock a campaign has heard from.
 
@@ -403,7 +105,7 @@ class ClockSync:
 
     def __init__(self, plan: ClockPlan | None = None) -> None:
         self.plan = plan or ClockPlan()
-        self._clocks: dict[tuple[str, str], _Clock] = {}
+        self._clocks: dict[tuple[str, str], ClockFit] = {}
         self._lock = threading.Lock()
 
     def observe(self, site: str, events: Iterable[Any]) -> None:
@@ -415,7 +117,7 @@ class ClockSync:
             for host, trip in trips.items():
                 clock = self._clocks.get((site, host))
                 if clock is None:
-                    clock = self._clocks[site, host] = _Clock(
+                    clock = self._clocks[site, host] = ClockFit(
                         site, host, self.plan.for_site(site)
                     )
                 clock.add(trip)
@@ -431,7 +133,7 @@ class ClockSync:
                 setting = self.plan.for_site(site)
                 if setting.mode != "synchronized":
                     return None
-                clock = _Clock(site, host, setting)
+                clock = ClockFit(site, host, setting)
             return clock.correct(remote_ns, sent_ns)
 
     def offset(self, site: str, host: str) -> ClockOffset | None:
@@ -452,3 +154,14 @@ class ClockSync:
         default = self.plan.default.mode == "synchronized"
         sites = all(s.mode == "synchronized" for s in self.plan.sites.values())
         return default and sites and all(clock.synchronized for clock in clocks)
+
+
+__all__ = [
+    "ClockFit",
+    "ClockOffset",
+    "ClockSegment",
+    "ClockSync",
+    "Correction",
+    "RoundTrip",
+    "round_trips",
+]
