@@ -103,9 +103,15 @@ class _TimedResultWatcher(_ResultWatcher):
     def _match_results_to_futures(self) -> None:
         received = self._arrivals
         with self._new_futures_lock:
-            ready = self._open_futures.keys() & received.keys()
             stale = self._forgotten & received.keys()
             self._forgotten -= stale
+            # A task forgotten before its future reached this watcher is open
+            # too: it is stale, not ready (its result is dropped below).
+            for task_id in stale:
+                self._open_futures.pop(task_id, None)
+            if not self._open_futures:
+                self._open_futures_empty.set()
+            ready = (self._open_futures.keys() & received.keys()) - stale
         for task_id in stale:  # a result nobody waits for any more
             received.pop(task_id, None)
             received.arrived_ns.pop(task_id, None)
