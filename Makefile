@@ -2,12 +2,13 @@
 # Each installs what it needs: a .venv with the package and its test tools, and,
 # when run as root, the Debian packages the tests start (RabbitMQ for the Globus
 # Compute stand-in, Chromium to check that run reports render, Redis for data
-# stores).
+# stores) and a C compiler for the thread-safe libfaketime that clock tests step.
 PYTHON ?= python3
-DEBIAN_PACKAGES := rabbitmq-server chromium redis-server
+DEBIAN_PACKAGES := rabbitmq-server chromium redis-server gcc libc6-dev make
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FAKETIME_MT := $(VENV)/lib/libfaketimeMT.so.1
 
 .PHONY: demo test lint bench bench-payloads bench-failover clean debian-packages
 
@@ -32,9 +33,14 @@ debian-packages:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends $$missing
 
+# libfaketime's own thread-safe variant, from the source its PyPI package vendors
+# (testing/faketime.py says why the stock one will not do for a stepped clock).
+$(FAKETIME_MT): $(STAMP) | debian-packages
+	$(BIN)/python -m testing.faketime --build
+
 # Lint and type checks come first: they take seconds and fail the run on any error.
 # pytest's exit status passes through, so "no tests collected" (5) fails too.
-test: $(STAMP) debian-packages
+test: $(STAMP) debian-packages $(FAKETIME_MT)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

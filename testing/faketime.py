@@ -33,13 +33,25 @@ that one is built (read in its `libfaketime.c`, and checked by experiment):
   wall clock read (the monotonic clocks are never faked with
   `FAKETIME_DONT_FAKE_MONOTONIC=1`, and are not slowed).
 * The rate also scales sleeps and timeouts (by 1/rate, a few ppm here), harmless.
+* Re-reading the file is not thread-safe in the stock build: a process whose threads
+  read the clock at once now and then gets the real, unfaked time (seen: 2 to 4
+  times in 5 s with 6 to 12 threads reading; the endpoint has that many). The
+  library's own thread-safe variant, `libfaketimeMT` (built with
+  `PTHREAD_SINGLETHREADED_TIME`: one lock around each faked read), never did; it
+  is not in the wheel, so `make` builds it from the wheel's own source
+  (`python -m testing.faketime --build`), and a steppable clock uses it.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
+import math
 import os
+import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,19 +60,55 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+#: Where `make` puts the thread-safe build: beside the environment's Python.
+THREADSAFE_LIBRARY = Path(sys.prefix) / "lib" / "libfaketimeMT.so.1"
 
-def library() -> Path:
-    """The preloadable libfaketime shared object."""
+
+def library(threadsafe: bool = False) -> Path:
+    """The preloadable libfaketime shared object; `threadsafe`: the variant that
+    re-reads a control file safely in a process of many threads."""
+    if threadsafe:
+        if not THREADSAFE_LIBRARY.exists():
+            raise RuntimeError(
+                f"the thread-safe libfaketime is not built ({THREADSAFE_LIBRARY}): "
+                "run `make test` (or `python -m testing.faketime --build`; it "
+                "needs a C compiler: apt-get install gcc libc6-dev make)"
+            )
+        return THREADSAFE_LIBRARY
+    path = _source().parent / "libfaketime.so.1"
+    if not path.exists():
+        raise RuntimeError(f"the libfaketime package has no {path.name} at {path}")
+    return path
+
+
+def _source() -> Path:
+    """The libfaketime C source that the PyPI package vendors (and built from)."""
     try:
         import libfaketime
     except ImportError:
         raise RuntimeError(
             "the libfaketime package is missing: pip install -e '.[test]'"
         ) from None
-    path = Path(libfaketime.__file__).parent / "vendor/libfaketime/src/libfaketime.so.1"
-    if not path.exists():
-        raise RuntimeError(f"the libfaketime package has no {path.name} at {path}")
-    return path
+    return Path(libfaketime.__file__).parent / "vendor/libfaketime/src/libfaketime.c"
+
+
+def build_threadsafe_library(target: Path = THREADSAFE_LIBRARY) -> Path:
+    """Compile `libfaketimeMT` from the package's vendored source into `target`,
+    in a scratch copy (the package's own directory stays as installed)."""
+    source = _source().parent
+    with tempfile.TemporaryDirectory(prefix="cfx-libfaketime-") as scratch:
+        build = Path(scratch) / "src"
+        shutil.copytree(source, build, ignore=shutil.ignore_patterns("*.o", "*.so*"))
+        subprocess.run(
+            ["make", "--silent", "-C", str(build), "libfaketimeMT.so.1"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        shutil.copyfile(build / "libfaketimeMT.so.1", partial)
+        os.replace(partial, target)
+    return target
 
 
 def faketime_env(
@@ -213,7 +261,7 @@ class ClockControl:
         if self.t0_ns is None:
             raise RuntimeError("start the ClockControl before asking for its env")
         env = {
-            "LD_PRELOAD": str(library()),
+            "LD_PRELOAD": str(library(threadsafe=self._file is not None)),
             "FAKETIME_DONT_FAKE_MONOTONIC": "1",
             "FAKETIME_SHARED": f"{self._sem_name.decode()} /{self._shm_path.name}",
         }
@@ -257,14 +305,38 @@ class ClockControl:
         """remote - client (s) at client time `t_client_s` (s since the epoch)."""
         return self.true_offset_ns(int(t_client_s * 1e9)) / 1e9
 
-    def client_ns(self, t_remote_ns: int) -> float:
+    def client_ns(self, t_remote_ns: int, not_before_ns: int | None = None) -> float:
         """The client time at which the remote clock read `t_remote_ns` (a stamp's
-        true client time; ambiguous within a step's size of the step)."""
+        true client time).
+
+        After a step back by d, the remote clock reads the same values twice,
+        d apart: `not_before_ns` (say, when the stamp's task was sent) picks the
+        first reading at or after it; without it, the later one.
+        """
         if self.t0_ns is None:
             raise RuntimeError("the ClockControl was never started")
-        # remote = t + offset + (rate - 1) (t - t0), solved for t
-        guess = t_remote_ns - self.true_offset_ns(t_remote_ns)
-        return t_remote_ns - self.true_offset_ns(int(guess))
+        # Each stretch between steps is a line: remote = t + offset + (rate - 1)
+        # (t - t0) from one step's after_ns to the next; solve it for t on each.
+        edges = [s.after_ns for s in self.steps]
+        readings = []
+        offset_s = self.base_offset_s
+        for index in range(len(edges) + 1):
+            if index:
+                offset_s += self.steps[index - 1].by_s
+            # from t0 (ints subtracted first: ns since the epoch overflow a
+            # float's precision)
+            t = self.t0_ns + ((t_remote_ns - self.t0_ns) - offset_s * 1e9) / self.rate
+            begins = edges[index - 1] if index else -math.inf
+            ends = edges[index] if index < len(edges) else math.inf
+            if begins <= t < ends:
+                readings.append(t)
+        if not readings:  # within a step's few microseconds: either side
+            return t
+        if not_before_ns is not None:
+            later = [t for t in readings if t >= not_before_ns]
+            if later:
+                return min(later)
+        return max(readings)
 
     # -- internals -------------------------------------------------------------
 
@@ -297,3 +369,19 @@ def _libc() -> ctypes.CDLL:
         libc.sem_unlink.argtypes = [ctypes.c_char_p]
         _libc_handle = libc
     return _libc_handle
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the thread-safe libfaketime.")
+    parser.add_argument("--build", action="store_true", help="build it if missing")
+    parser.add_argument("--force", action="store_true", help="build it again")
+    args = parser.parse_args(argv)
+    if args.build and (args.force or not THREADSAFE_LIBRARY.exists()):
+        print(f"building {THREADSAFE_LIBRARY}")
+        build_threadsafe_library()
+    print(library(threadsafe=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,9 @@
 """The clock estimator against known truth, on thousands of made-up runs.
 
 Each run has a remote clock with a skew of seconds, a drift of up to +-300 ppm and,
-in some, one step; links with their own delays each way (asymmetric), jitter, and
-several tasks in flight that come back out of order. Every corrected remote stamp
+in some, one step; links with their own delays each way (asymmetric), jitter,
+several tasks in flight that come back out of order, and in some tasks held for
+up to a minute. Every corrected remote stamp
 must lie within its +- of the truth, no client<->remote hop may be negative, and a
 step must be found within 2 tasks of where it happened, with its size.
 """
@@ -16,6 +17,7 @@ import pytest
 
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.clocks import ClockSync
+from colmena_fx.latency.drift import MAX_DRIFT_PPM
 from colmena_fx.latency.drift import Bounds
 from colmena_fx.latency.drift import DriftModel
 from colmena_fx.models import Stamp
@@ -55,11 +57,19 @@ def made_up_run(rng: np.random.Generator, tasks: int, step: bool) -> MadeUpRun:
     gap_ms = rng.uniform(5, 500)
     sent = start + np.cumsum(rng.exponential(gap_ms / in_flight, tasks) * MS)
     sent = sent.astype(np.int64)
+    # a third of the runs hold tasks for up to a minute, as simulations do: a
+    # clock 300 ppm fast then stretches a task by more than the links take
+    longest_ms = 60_000 if rng.uniform() < 1 / 3 else 50
+    hold = (rng.uniform(0.1, longest_ms, tasks) * MS).astype(np.int64)
     step_task, step_ns = -1, 0.0
     if step:
-        # large enough to show against the round trips' own spread
+        # Large enough to show against the round trips' own spread, and against
+        # what a line of another rate could explain: a task held for a minute
+        # bounds the offset only at its send and its receipt, and between them
+        # the fastest drift allowed moves a line by 30 ms.
         step_task = int(rng.integers(tasks // 4, 3 * tasks // 4))
-        size = rng.uniform(3, 10) * (out_ms + back_ms + 4 * jitter_ms) * MS
+        size = rng.uniform(1.5, 10) * (out_ms + back_ms + 4 * jitter_ms) * MS
+        size += 2 * MAX_DRIFT_PPM * 1e-6 * hold.max()
         step_ns = float(size * rng.choice([-1, 1]))
     # the step happens between two sends: before this task reached the host
     step_at = sent[step_task] if step else np.iinfo(np.int64).max
@@ -71,17 +81,18 @@ def made_up_run(rng: np.random.Generator, tasks: int, step: bool) -> MadeUpRun:
     true_first = sent + ((out_ms + rng.exponential(jitter_ms, tasks)) * MS).astype(
         np.int64
     )
-    hold = (rng.uniform(0.1, 50, tasks) * MS).astype(np.int64)
     true_last = true_first + hold
     received = true_last + ((back_ms + rng.exponential(jitter_ms, tasks)) * MS).astype(
         np.int64
     )
-    if step:  # no task may straddle the step: none held while the host stepped
-        straddles = (sent < step_at) & (true_last >= step_at)
-        true_first = np.where(straddles, sent + MS // 100, true_first)
-        true_last = np.where(straddles, np.minimum(true_last, step_at - 1), true_last)
-        true_last = np.maximum(true_last, true_first)
-        received = np.maximum(received, true_last + 1)
+    if step:  # the host steps while it holds no task: later ones wait for it
+        quiet = int(max(true_last[:step_task].max() + MS - sent[step_task], 0))
+        later = np.arange(tasks) >= step_task
+        sent, true_first, true_last, received = (
+            np.where(later, column + quiet, column)
+            for column in (sent, true_first, true_last, received)
+        )
+        step_at = sent[step_task]
     remote_first = (true_first + offset(true_first)).astype(np.int64)
     remote_last = (true_last + offset(true_last)).astype(np.int64)
     return MadeUpRun(sent, received, remote_first, remote_last, true_first,

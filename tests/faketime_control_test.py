@@ -33,9 +33,10 @@ TOLERANCE_NS = 500_000
 BRACKET_NS = 200_000
 
 #: Samples its own clock and those of a forked, a spawned and an exec'd child; or,
-#: given `sample SECONDS DIR`, samples for SECONDS into DIR/<pid>.json (all at once).
+#: given `sample DIR THREADS`, it and a forked and a spawned child sample, each in
+#: THREADS threads, until DIR/stop appears, into DIR/<pid>.json.
 _PROBE = r"""
-import json, multiprocessing as mp, os, subprocess, sys, time
+import json, multiprocessing as mp, os, subprocess, sys, threading, time
 
 def sample(tries=5):
     best = None
@@ -45,12 +46,27 @@ def sample(tries=5):
             best = [(m1 + m2) // 2, wall, m2 - m1]
     return best
 
-def keep_sampling(seconds, directory):
-    samples, end = [], time.monotonic() + seconds
-    open(os.path.join(directory, f"{os.getpid()}.ready"), "w").close()
-    while time.monotonic() < end:
-        samples.append(sample(1))
-        time.sleep(0.0005)
+def keep_sampling(directory, threads):
+    # In `threads` threads at once (a site's processes have many, and a stepped
+    # clock must hold in each) until DIR/stop appears; DIR/<pid>.count: how many.
+    samples, lock = [], threading.Lock()
+    stop = os.path.join(directory, "stop")
+    count = os.path.join(directory, f"{os.getpid()}.count")
+    def run():
+        while not os.path.exists(stop):
+            for _ in range(20):
+                taken = sample(1)
+                with lock:
+                    samples.append(taken)
+            with lock:
+                with open(count + ".partial", "w") as out:
+                    out.write(str(len(samples)))
+                os.replace(count + ".partial", count)
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     with open(os.path.join(directory, f"{os.getpid()}.json"), "w") as out:
         json.dump(samples, out)
 
@@ -75,13 +91,13 @@ if __name__ == "__main__":
         samples.append(sample())
         print(json.dumps(samples))
     else:
-        seconds, directory = float(sys.argv[2]), sys.argv[3]
+        directory, threads = sys.argv[2], int(sys.argv[3])
         children = [mp.get_context(method).Process(
-                        target=keep_sampling, args=(seconds, directory))
+                        target=keep_sampling, args=(directory, threads))
                     for method in ("fork", "spawn")]
         for child in children:
             child.start()
-        keep_sampling(seconds, directory)
+        keep_sampling(directory, threads)
         for child in children:
             child.join()
 """
@@ -144,26 +160,55 @@ def test_every_process_of_a_site_sees_one_drifting_clock(
     assert max(map(abs, errors)) < TOLERANCE_NS, errors
 
 
+def _counts(directory: Path) -> dict[str, int]:
+    """Samples taken so far per sampling process."""
+    counts = {}
+    for path in directory.glob("*.count"):
+        text = path.read_text()
+        counts[path.stem] = int(text) if text else 0
+    return counts
+
+
+def _sampled_more(directory: Path, since: dict[str, int], by: int) -> bool:
+    now = _counts(directory)
+    return len(now) == 3 and all(now[pid] >= since.get(pid, 0) + by for pid in now)
+
+
+#: Samples each process takes in each phase (before, between and after the steps).
+PHASE_SAMPLES = 200
+
+
 def test_a_step_moves_every_process_at_once_and_keeps_the_drift(
     probe: Path, tmp_path: Path
 ) -> None:
+    # Four threads per process: the stock libfaketime gives unfaked readings now
+    # and then when threads re-read the control file at once.
     with ClockControl(1.0, 20_000) as clock:
         site = subprocess.Popen(
-            [sys.executable, str(probe), "sample", "1.2", str(tmp_path)],
+            [sys.executable, str(probe), "sample", str(tmp_path), "4"],
             env={**os.environ, **clock.env},
         )
         try:
+            phases: list[dict[str, int]] = [{}]
+            for by_s in (0.005, -0.020):
+                wait_until(
+                    lambda: _sampled_more(tmp_path, phases[-1], PHASE_SAMPLES),
+                    60,
+                    "samples of every process before the step",
+                )
+                phases.append(_counts(tmp_path))
+                clock.step(by_s)
             wait_until(
-                lambda: len(list(tmp_path.glob("*.ready"))) == 3, 30, "the samplers"
+                lambda: _sampled_more(tmp_path, phases[-1], PHASE_SAMPLES),
+                60,
+                "samples of every process after the steps",
             )
-            time.sleep(0.1)
-            up = clock.step(0.005)
-            time.sleep(0.2)
-            down = clock.step(-0.020)
+            (tmp_path / "stop").touch()
             assert site.wait(timeout=60) == 0
         finally:
             site.kill()
             site.wait()
+        up, down = clock.steps
         assert clock.offset_s == pytest.approx(1.0 - 0.015)
         shift = _real_minus_monotonic_ns()
         per_process = [json.loads(path.read_text()) for path in tmp_path.glob("*.json")]
@@ -208,7 +253,19 @@ def test_the_truth_is_the_line_and_the_steps() -> None:
             1.98e9 + 100e-6 * (later - t0)
         )
         remote = later + clock.true_offset_ns(later)
-        assert clock.client_ns(int(remote)) == pytest.approx(later, abs=2)
+        assert clock.client_ns(int(remote)) == pytest.approx(later, abs=1_000)
+        # Just after the step back, the remote clock reads what it read 20 ms
+        # before: both are its readings, the hint tells which is meant.
+        soon = step.after_ns + 5_000_000
+        remote = soon + clock.true_offset_ns(soon)
+        assert clock.client_ns(int(remote)) == pytest.approx(soon, abs=1_000)
+        earlier = soon - 20_000_000 / clock.rate
+        assert clock.client_ns(int(remote), not_before_ns=soon - 30_000_000) == (
+            pytest.approx(earlier, abs=1_000)
+        )
+        assert clock.client_ns(int(remote), not_before_ns=step.after_ns) == (
+            pytest.approx(soon, abs=1_000)
+        )
 
 
 def test_the_clock_leaves_nothing_behind() -> None:

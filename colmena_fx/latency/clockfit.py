@@ -197,6 +197,13 @@ class ClockFit:
         self._placed = len(self.trips)
         return self._model
 
+    def _bound_columns(
+        self, trips: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`_bounds` of every round trip (rows of T1..T4), as columns."""
+        t1, t2, t3, t4 = trips.T
+        return t1, t2 - t1 - self._out_ns, t4, t3 - t4 + self._back_ns
+
     def _bounds(self, trip: tuple[int, int, int, int]) -> Bounds:
         t1, t2, t3, t4 = trip
         return Bounds(t1, t2 - t1 - self._out_ns, t4, t3 - t4 + self._back_ns)
@@ -228,22 +235,44 @@ class ClockFit:
         else:  # every round trip was bogus: each task by its nearest one
             segment = np.full(len(remote_ns), -1)
         segment = np.where(own, placed[trip_of], segment)
-        for seg in model.segments:
-            mask = segment == seg.number
-            if not mask.any():
-                continue
-            at = seg.on_client_clock(remote_ns[mask])
-            low, high = seg.band(at)
-            offset[mask] = (low + high) / 2
-            error[mask] = (high - low) / 2
-            slow, fast = seg.rate()
-            rate_error[mask] = (fast - slow) / 2
-        # A task whose round trip fit no segment is corrected by its own bounds.
-        alone = segment < 0
-        if alone.any():
-            bounds = [self._bounds(self.trips[i]) for i in trip_of[alone]]
-            offset[alone] = [(b.upper + b.lower) / 2 for b in bounds]
-            error[alone] = [abs(b.upper - b.lower) / 2 for b in bounds]
+        # A round trip next to a step that fits both sides: its stamps may be on
+        # either, and the +- covers both.
+        columns = self._bound_columns(trips)
+        either = model.neighbours_admitting(placed, *columns)[trip_of]
+        either[~own] = -1
+        by_number = {seg.number: seg for seg in model.segments}
+        low = np.full(len(remote_ns), np.inf)
+        high = np.full(len(remote_ns), -np.inf)
+        for candidates in (segment, either[:, 0], either[:, 1]):
+            for number in np.unique(candidates[candidates >= 0]):
+                seg, mask = by_number[int(number)], candidates == number
+                seg_low, seg_high = seg.band(seg.on_client_clock(remote_ns[mask]))
+                low[mask] = np.minimum(low[mask], seg_low)
+                high[mask] = np.maximum(high[mask], seg_high)
+                slow, fast = seg.rate()
+                rate_error[mask] = np.maximum(rate_error[mask], (fast - slow) / 2)
+        # Whatever the model says, each stamp of a task that came back was taken
+        # after its send (and the link out) and before its receipt (and the link
+        # back): its offset lies between those, its hops cannot come out negative.
+        floor = np.where(own, remote_ns - (trips[trip_of, 3] - self._back_ns), -np.inf)
+        ceiling = np.where(own, remote_ns - (sent_ns + self._out_ns), np.inf)
+        clipped_low, clipped_high = np.maximum(low, floor), np.minimum(high, ceiling)
+        usable = clipped_low <= clipped_high  # else the declared delays are wrong
+        low = np.where(usable, clipped_low, low)
+        high = np.where(usable, clipped_high, high)
+        # A task whose round trip fit no segment: by its own send and receipt.
+        alone = (segment < 0) & own
+        low[alone], high[alone] = floor[alone], ceiling[alone]
+        known = (segment >= 0) | own
+        offset[known] = (low + high)[known] / 2
+        error[known] = (high - low)[known] / 2
+        # A task that never came back, of a clock whose round trips were all
+        # bogus: by the nearest round trip's bounds.
+        stray = ~known
+        if stray.any():
+            bounds = [self._bounds(self.trips[i]) for i in trip_of[stray]]
+            offset[stray] = [(b.upper + b.lower) / 2 for b in bounds]
+            error[stray] = [abs(b.upper - b.lower) / 2 for b in bounds]
         return Correction(offset, error, rate_error)
 
     def describe(self) -> ClockOffset:

@@ -41,7 +41,8 @@ _BATCH = 512
 @dataclass(frozen=True)
 class Bounds:
     """One round trip's bounds on the offset (ns): `upper` at client time `upper_at`
-    (sent), `lower` at `lower_at` (received); `lower <= upper` unless it is bogus."""
+    (sent), `lower` at `lower_at` (received); `lower` exceeds `upper` by no more
+    than the clock can drift in between, unless it is bogus (`DriftModel.bogus`)."""
 
     upper_at: int
     upper: int
@@ -130,6 +131,44 @@ class Segment:
         They would cut nothing, now or once later round trips have shrunk the
         polygon: `add` can skip them (`absorb`). Vectorized, for many at once.
         """
+        at_upper, at_lower, upper_s, lower_s = self._at_bounds(
+            upper_at, upper, lower_at, lower
+        )
+        held: np.ndarray = (at_upper[1] <= upper_s + _EPSILON_S) & (
+            at_lower[0] >= lower_s - _EPSILON_S
+        )
+        return held
+
+    def admits(
+        self,
+        upper_at: np.ndarray,
+        upper: np.ndarray,
+        lower_at: np.ndarray,
+        lower: np.ndarray,
+    ) -> np.ndarray:
+        """Which round trips some line of the polygon meets (each bound on its
+        own, as `add` tests it): those it could have taken. Vectorized."""
+        at_upper, at_lower, upper_s, lower_s = self._at_bounds(
+            upper_at, upper, lower_at, lower
+        )
+        admitted: np.ndarray = (at_upper[0] <= upper_s + _EPSILON_S) & (
+            at_lower[1] >= lower_s - _EPSILON_S
+        )
+        return admitted
+
+    def _at_bounds(
+        self,
+        upper_at: np.ndarray,
+        upper: np.ndarray,
+        lower_at: np.ndarray,
+        lower: np.ndarray,
+    ) -> tuple[
+        tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray],
+        np.ndarray, np.ndarray,
+    ]:  # fmt: skip
+        """The lowest and highest offset (s from `ref`) of the polygon's lines
+        where each round trip's upper and lower bound hold (placed as `add`
+        places them), and the bounds themselves."""
         x_sent = (upper_at - self.t0) / 1e9
         x_received = (lower_at - self.t0) / 1e9
         upper_s = (upper - self.ref) / 1e9
@@ -138,27 +177,25 @@ class Segment:
         guess = self._center[0] + self._center[1] * x_sent
         x_upper = x_sent + np.clip(upper_s - guess, 0.0, away)
         x_lower = x_received - np.clip(guess - lower_s, 0.0, away)
-        highest = np.full(len(x_sent), -np.inf)
-        lowest = np.full(len(x_sent), np.inf)
-        for ai, bi in zip(self._a, self._b, strict=True):
-            np.maximum(highest, ai + bi * x_upper, out=highest)
-            np.minimum(lowest, ai + bi * x_lower, out=lowest)
-        held: np.ndarray = (highest <= upper_s + _EPSILON_S) & (
-            lowest >= lower_s - _EPSILON_S
-        )
-        return held
+        return self.band_at(x_upper), self.band_at(x_lower), upper_s, lower_s
 
-    # -- reading ---------------------------------------------------------------------
-
-    def band(self, at_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The lowest and highest offset (ns) any allowed line takes at `at_ns`."""
-        x = (np.asarray(at_ns, dtype=np.float64) - self.t0) / 1e9
+    def band_at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest offset (s from `ref`) of the polygon's lines at
+        `x` (s from `t0`)."""
         low = np.full(x.shape, np.inf)
         high = np.full(x.shape, -np.inf)
         for ai, bi in zip(self._a, self._b, strict=True):
             value = ai + bi * x
             np.minimum(low, value, out=low)
             np.maximum(high, value, out=high)
+        return low, high
+
+    # -- reading ---------------------------------------------------------------------
+
+    def band(self, at_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lowest and highest offset (ns) any allowed line takes at `at_ns`."""
+        x = (np.asarray(at_ns, dtype=np.float64) - self.t0) / 1e9
+        low, high = self.band_at(x)
         return self.ref + low * 1e9, self.ref + high * 1e9
 
     def rate(self) -> tuple[float, float]:
@@ -275,7 +312,8 @@ class DriftModel:
         starts = np.asarray(self._starts, dtype=np.int64)
         near = np.maximum(np.searchsorted(starts, columns[:, 0], side="right") - 1, 0)
         held: list[Segment | None] = [None] * len(batch)
-        sane = columns[:, 3] <= columns[:, 1]
+        held_for = (columns[:, 2] - columns[:, 0]) * self.max_rate
+        sane = columns[:, 3] <= columns[:, 1] + held_for
         for position in np.unique(near):
             segment = self.segments[position]
             rows = np.flatnonzero(near == position)
@@ -284,8 +322,13 @@ class DriftModel:
                 held[row] = segment
         return held
 
+    def bogus(self, trip: Bounds) -> bool:
+        """The host's span of the task outgrew the client's by more than the
+        fastest drift allows: it stepped back while it held the task."""
+        return trip.lower > trip.upper + self.max_rate * (trip.lower_at - trip.upper_at)
+
     def _place(self, trip: Bounds) -> int:
-        if trip.lower > trip.upper:  # the host stepped back while it held the task
+        if self.bogus(trip):
             return -1
         if not self.segments:
             return self._new_segment(trip)
@@ -310,6 +353,34 @@ class DriftModel:
         self.segments.insert(position, segment)
         self._starts.insert(position, trip.upper_at)
         return segment.number
+
+    def neighbours_admitting(
+        self,
+        placed: np.ndarray,
+        upper_at: np.ndarray,
+        upper: np.ndarray,
+        lower_at: np.ndarray,
+        lower: np.ndarray,
+    ) -> np.ndarray:
+        """Per round trip (its segment's number in `placed`, its bounds), the
+        numbers of the segments just before and just after its own in time that
+        would have taken it too, or -1: a round trip next to a step whose bounds
+        are wider than the step fits both sides, and nobody can tell which side
+        its host was on."""
+        out = np.full((len(placed), 2), -1, dtype=np.int64)
+        for position, segment in enumerate(self.segments):
+            rows = np.flatnonzero(placed == segment.number)
+            if not rows.size:
+                continue
+            for column, other in ((0, position - 1), (1, position + 1)):
+                if not 0 <= other < len(self.segments):
+                    continue
+                neighbour = self.segments[other]
+                fits = neighbour.admits(
+                    upper_at[rows], upper[rows], lower_at[rows], lower[rows]
+                )
+                out[rows[fits], column] = neighbour.number
+        return out
 
     def segment_at(self, client_ns: np.ndarray) -> np.ndarray:
         """The number of the segment in force at each client time."""
