@@ -7,6 +7,7 @@ so that latency can later be split per hop and corrected per clock.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -19,8 +20,10 @@ from pydantic import Field
 
 from colmena_fx.schema import StrictModel
 
-#: The name of this host, stamped on every event as its clock domain.
-HOST = socket.gethostname()
+#: The name of this host, stamped on every event as its clock domain: its hostname,
+#: or `COLMENA_FX_HOST` where hostnames say nothing about clocks (containers that
+#: all call themselves `localhost`, nodes that share one PTP clock).
+HOST = os.environ.get("COLMENA_FX_HOST") or socket.gethostname()
 
 
 class Stamp(StrEnum):

@@ -73,6 +73,9 @@ class ClockOffset:
     segments: tuple[ClockSegment, ...] = ()
     #: Why a declared setting was set aside, with the evidence and the fix.
     warning: str = ""
+    #: The host (of its site, the endpoint's) this clock's stamps are chained
+    #: through; offset_s and uncertainty_s are then the chain's.
+    via: str = ""
 
     @property
     def steps(self) -> int:
@@ -81,6 +84,8 @@ class ClockOffset:
     def note(self) -> str:
         """What a table says about the clock, briefly."""
         notes = []
+        if self.via:
+            notes.append(f"chained through {self.via}")
         if self.steps:
             notes.append(
                 f"stepped {self.steps}x: "
@@ -104,10 +109,25 @@ class Correction:
     offset_ns: np.ndarray
     error_ns: np.ndarray
     rate_error: np.ndarray
+    #: The host (of the same site) whose clock these stamps were chained to, and
+    #: their +- against that clock (ns): a hop between the two clocks is
+    #: uncertain by that, not by both clocks' +- against the client's.
+    via: str = ""
+    via_error_ns: np.ndarray | None = None
+    #: How far each stamp's offset was moved off its clock's line (ns; by its
+    #: task's own send and receipt): two stamps of one clock share the line's
+    #: error, but not these moves.
+    moved_ns: np.ndarray | None = None
 
 
 class ClockFit:
-    """The round trips of one remote clock, and the model they fit, built lazily."""
+    """The round trips of one remote clock, and the model they fit, built lazily.
+
+    The round trips are against the client's clock, or, for a worker host
+    chained to its endpoint's (`ClockSync`), against that host's clock: T1 and T4
+    are then the endpoint's stamps around the worker's, and each round trip is
+    still found by its task's send on the client's clock (its key).
+    """
 
     def __init__(self, site: str, host: str, setting: ClockSetting) -> None:
         self.site, self.host, self.setting = site, host, setting
@@ -121,11 +141,14 @@ class ClockFit:
         self.synchronized = setting.mode == "synchronized"
         self._within_ns = int(setting.within_ms * 1e6)
         self._checked = 0
+        #: Each round trip's task's send on the client's clock (T1 unless chained).
+        self.keys: list[int] = []
 
-    def add(self, trip: RoundTrip) -> None:
+    def add(self, trip: RoundTrip, key_ns: int | None = None) -> None:
         self.trips.append(
             (trip.sent_ns, trip.remote_first_ns, trip.remote_last_ns, trip.received_ns)
         )
+        self.keys.append(trip.sent_ns if key_ns is None else key_ns)
 
     # -- the declared setting, against the evidence ----------------------------
 
@@ -208,8 +231,13 @@ class ClockFit:
         t1, t2, t3, t4 = trip
         return Bounds(t1, t2 - t1 - self._out_ns, t4, t3 - t4 + self._back_ns)
 
+    def owns(self, sent_ns: np.ndarray) -> np.ndarray:
+        """Which of these sends (client clock) are of a task with a round trip here."""
+        return np.isin(sent_ns, np.asarray(self.keys, dtype=np.int64))
+
     def correct(self, remote_ns: np.ndarray, sent_ns: np.ndarray) -> Correction | None:
-        """Corrections for remote stamps of this clock, each with its task's send."""
+        """Corrections for remote stamps of this clock, each with its task's send
+        on the client's clock."""
         self._check_declaration()
         if self.synchronized:
             zeros = np.zeros(len(remote_ns))
@@ -225,13 +253,17 @@ class ClockFit:
         placed = np.asarray(model.placed)
         # A stamp belongs to its task's round trip, where the task came back; the
         # others (tasks that failed on the way) to the segment of their send.
-        order = np.argsort(trips[:, 0], kind="stable")
-        sent_sorted = trips[order, 0]
-        where = np.minimum(np.searchsorted(sent_sorted, sent_ns), len(order) - 1)
-        own = sent_sorted[where] == sent_ns
+        keys = np.asarray(self.keys, dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        keys_sorted = keys[order]
+        where = np.minimum(np.searchsorted(keys_sorted, sent_ns), len(order) - 1)
+        own = keys_sorted[where] == sent_ns
         trip_of = order[where]
         if model.segments:
-            segment = model.segment_at(np.where(sent_ns >= 0, sent_ns, remote_ns))
+            start = np.where(
+                own, trips[trip_of, 0], np.where(sent_ns >= 0, sent_ns, remote_ns)
+            )
+            segment = model.segment_at(start)
         else:  # every round trip was bogus: each task by its nearest one
             segment = np.full(len(remote_ns), -1)
         segment = np.where(own, placed[trip_of], segment)
@@ -255,17 +287,23 @@ class ClockFit:
         # after its send (and the link out) and before its receipt (and the link
         # back): its offset lies between those, its hops cannot come out negative.
         floor = np.where(own, remote_ns - (trips[trip_of, 3] - self._back_ns), -np.inf)
-        ceiling = np.where(own, remote_ns - (sent_ns + self._out_ns), np.inf)
+        ceiling = np.where(own, remote_ns - (trips[trip_of, 0] + self._out_ns), np.inf)
         clipped_low, clipped_high = np.maximum(low, floor), np.minimum(high, ceiling)
         usable = clipped_low <= clipped_high  # else the declared delays are wrong
-        low = np.where(usable, clipped_low, low)
-        high = np.where(usable, clipped_high, high)
+        clipped_low = np.where(usable, clipped_low, low)
+        clipped_high = np.where(usable, clipped_high, high)
         # A task whose round trip fit no segment: by its own send and receipt.
         alone = (segment < 0) & own
         low[alone], high[alone] = floor[alone], ceiling[alone]
+        clipped_low[alone], clipped_high[alone] = floor[alone], ceiling[alone]
         known = (segment >= 0) | own
-        offset[known] = (low + high)[known] / 2
-        error[known] = (high - low)[known] / 2
+        center = (low + high) / 2
+        # A task's stamps move together, so that hops within this clock keep
+        # their length: by the least shift that brings each within its bounds.
+        shift = _shift_per_task(center, floor, ceiling, trip_of, own & ~alone)
+        offset[known] = (center + shift)[known]
+        error[known] = np.maximum(offset - clipped_low, clipped_high - offset)[known]
+        moved = np.where(known & ~alone, np.abs(shift), error)
         # A task that never came back, of a clock whose round trips were all
         # bogus: by the nearest round trip's bounds.
         stray = ~known
@@ -273,7 +311,7 @@ class ClockFit:
             bounds = [self._bounds(self.trips[i]) for i in trip_of[stray]]
             offset[stray] = [(b.upper + b.lower) / 2 for b in bounds]
             error[stray] = [abs(b.upper - b.lower) / 2 for b in bounds]
-        return Correction(offset, error, rate_error)
+        return Correction(offset, error, rate_error, moved_ns=moved)
 
     def describe(self) -> ClockOffset:
         self._check_declaration()
@@ -347,3 +385,30 @@ class ClockFit:
             )
             previous = seg
         return out
+
+
+def _shift_per_task(
+    center: np.ndarray,
+    floor: np.ndarray,
+    ceiling: np.ndarray,
+    trip_of: np.ndarray,
+    mask: np.ndarray,
+) -> np.ndarray:
+    """Per stamp (of `mask`), the shift of its task's offsets closest to zero
+    that keeps every one of them between its floor and ceiling (the middle of
+    what they allow if nothing can)."""
+    shift = np.zeros(len(center))
+    if not mask.any():
+        return shift
+    trips = trip_of[mask]
+    count = int(trips.max()) + 1
+    least = np.full(count, -np.inf)
+    most = np.full(count, np.inf)
+    np.maximum.at(least, trips, (floor - center)[mask])
+    np.minimum.at(most, trips, (ceiling - center)[mask])
+    used = np.unique(trips)
+    low, high = least[used], most[used]
+    best = np.zeros(count)
+    best[used] = np.where(low <= high, np.clip(0.0, low, high), (low + high) / 2)
+    shift[mask] = best[trips]
+    return shift

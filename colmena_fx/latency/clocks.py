@@ -26,11 +26,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from colmena_fx.clockplan import ClockPlan
+from colmena_fx.config import ClockSetting
 from colmena_fx.latency.clockfit import ClockFit
 from colmena_fx.latency.clockfit import ClockOffset
 from colmena_fx.latency.clockfit import ClockSegment
@@ -94,6 +96,45 @@ def round_trips(events: Iterable[Any]) -> dict[str, RoundTrip]:
     }
 
 
+#: The endpoint's stamps just before and after a worker's, by preference: every
+#: worker stamp happens after the engine took the task and before it gave it back.
+_BRACKET_BEFORE = (Stamp.EXECUTION_STARTED.value, Stamp.ENDPOINT_RECEIVED.value)
+_BRACKET_AFTER = (Stamp.EXECUTION_ENDED.value, Stamp.ENDPOINT_SENT.value)
+
+
+def chained_trips(events: Iterable[Any]) -> dict[str, tuple[str, RoundTrip]]:
+    """Per remote host other than the endpoint's: the endpoint's host, and the
+    round trip of the task on the endpoint's clock (its stamps around the worker
+    host's), which bounds the worker's clock against the endpoint's far tighter
+    than the client's round trip does. Only the last attempt counts."""
+    endpoint = ""
+    stamps: dict[str, int] = {}
+    spans: dict[str, list[int]] = {}
+    for name, time_ns, host in events:
+        if name == _SENT:
+            endpoint, stamps, spans = "", {}, {}
+        elif name == Stamp.ENDPOINT_RECEIVED.value:
+            endpoint = host
+        if not host or name in CLIENT_STAMPS:
+            continue
+        stamps[f"{host}\0{name}"] = time_ns
+        span = spans.setdefault(host, [time_ns, time_ns])
+        span[0], span[1] = min(span[0], time_ns), max(span[1], time_ns)
+    if not endpoint:
+        return {}
+    before = next((stamps[k] for n in _BRACKET_BEFORE
+                   if (k := f"{endpoint}\0{n}") in stamps), None)  # fmt: skip
+    after = next((stamps[k] for n in _BRACKET_AFTER
+                  if (k := f"{endpoint}\0{n}") in stamps), None)  # fmt: skip
+    if before is None or after is None:
+        return {}
+    return {
+        host: (endpoint, RoundTrip(before, first, last, after))
+        for host, (first, last) in spans.items()
+        if host != endpoint
+    }
+
+
 class ClockSync:
     """The offsets of every remote clock a campaign has heard from.
 
@@ -106,13 +147,18 @@ class ClockSync:
     def __init__(self, plan: ClockPlan | None = None) -> None:
         self.plan = plan or ClockPlan()
         self._clocks: dict[tuple[str, str], ClockFit] = {}
+        #: (site, worker host) -> its endpoint's host, and the worker's clock
+        #: against the endpoint's.
+        self._chained: dict[tuple[str, str], tuple[str, ClockFit]] = {}
         self._lock = threading.Lock()
 
     def observe(self, site: str, events: Iterable[Any]) -> None:
         """Learn from one finished task of `site` (cheap: the model is built lazily)."""
+        events = list(events)
         trips = round_trips(events)
         if not trips:
             return
+        chained = chained_trips(events) if len(trips) > 1 else {}
         with self._lock:
             for host, trip in trips.items():
                 clock = self._clocks.get((site, host))
@@ -121,6 +167,14 @@ class ClockSync:
                         site, host, self.plan.for_site(site)
                     )
                 clock.add(trip)
+            for host, (endpoint, trip) in chained.items():
+                entry = self._chained.get((site, host))
+                if entry is None:
+                    # the link's declared delays are the client's, not the node's
+                    fit = ClockFit(site, host, ClockSetting())
+                    entry = self._chained[site, host] = (endpoint, fit)
+                if entry[0] == endpoint:  # else: another endpoint, direct only
+                    entry[1].add(trip, key_ns=trips[host].sent_ns)
 
     def correct(
         self, site: str, host: str, remote_ns: np.ndarray, sent_ns: np.ndarray
@@ -134,17 +188,87 @@ class ClockSync:
                 if setting.mode != "synchronized":
                     return None
                 clock = ClockFit(site, host, setting)
-            return clock.correct(remote_ns, sent_ns)
+            direct = clock.correct(remote_ns, sent_ns)
+            if direct is None or clock.synchronized:
+                return direct
+            return self._chain(site, host, direct, remote_ns, sent_ns)
+
+    def _chain(
+        self,
+        site: str,
+        host: str,
+        direct: Correction,
+        remote_ns: np.ndarray,
+        sent_ns: np.ndarray,
+    ) -> Correction:
+        """A worker host's stamps through its endpoint's clock: its offset from
+        the endpoint's, plus the endpoint's from the client's at that time.
+
+        That sum is the estimate (so that hops between the two clocks carry only
+        the first's +-); its +- against the client's clock is narrowed to what
+        the direct estimate also allows, since the truth lies within both.
+        """
+        entry = self._chained.get((site, host))
+        if entry is None or (site, entry[0]) not in self._clocks:
+            return direct
+        endpoint, fit = entry
+        inner = fit.correct(remote_ns, sent_ns)
+        if inner is None:
+            return direct
+        outer = self._clocks[site, endpoint].correct(
+            remote_ns - inner.offset_ns, sent_ns
+        )
+        if outer is None:
+            return direct
+        chained = fit.owns(sent_ns)
+        moved = outer.moved_ns if outer.moved_ns is not None else outer.error_ns
+        offset = inner.offset_ns + outer.offset_ns
+        error = inner.error_ns + outer.error_ns
+        low = np.maximum(offset - error, direct.offset_ns - direct.error_ns)
+        high = np.minimum(offset + error, direct.offset_ns + direct.error_ns)
+        both = low <= high  # else the direct bounds were bogus: trust the chain
+        error = np.where(both, np.maximum(offset - low, high - offset), error)
+        return Correction(
+            offset_ns=np.where(chained, offset, direct.offset_ns),
+            error_ns=np.where(chained, error, direct.error_ns),
+            rate_error=np.where(
+                chained, inner.rate_error + outer.rate_error, direct.rate_error
+            ),
+            via=endpoint,
+            via_error_ns=np.where(chained, inner.error_ns + moved, np.nan),
+            moved_ns=direct.moved_ns,
+        )
 
     def offset(self, site: str, host: str) -> ClockOffset | None:
         """The offset of `host` at `site`, or None before any round trip."""
         with self._lock:
             clock = self._clocks.get((site, host))
-            return None if clock is None else clock.describe()
+        return None if clock is None else self._describe(site, host, clock)
 
     def offsets(self) -> list[ClockOffset]:
         with self._lock:
-            return [clock.describe() for _, clock in sorted(self._clocks.items())]
+            clocks = sorted(self._clocks.items())
+        return [self._describe(site, host, clock) for (site, host), clock in clocks]
+
+    def _describe(self, site: str, host: str, clock: ClockFit) -> ClockOffset:
+        """The clock's own fit; a chained one's offset and +- at its last round
+        trip as its stamps are corrected (through its endpoint's clock)."""
+        offset = clock.describe()
+        entry = self._chained.get((site, host))
+        if entry is None or not clock.trips or clock.synchronized:
+            return offset
+        sent, first = clock.trips[-1][:2]
+        correction = self.correct(
+            site, host, np.asarray([first]), np.asarray([sent], dtype=np.int64)
+        )
+        if correction is None or not correction.via:
+            return offset
+        return replace(
+            offset,
+            offset_s=float(correction.offset_ns[0]) / 1e9,
+            uncertainty_s=float(correction.error_ns[0]) / 1e9,
+            via=correction.via,
+        )
 
     @property
     def synchronized(self) -> bool:
@@ -163,5 +287,6 @@ __all__ = [
     "ClockSync",
     "Correction",
     "RoundTrip",
+    "chained_trips",
     "round_trips",
 ]

@@ -65,6 +65,7 @@ def hop_table(corrected: CorrectedTimes) -> HopTable:
     """Every hop of every successful task, merged where stamps are missing."""
     times, clocks, errors = corrected.times, corrected.clocks, corrected.uncertainty
     rates = corrected.rate_error
+    chained = _Chains.of(corrected)
     present = ~np.isnan(times)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for row, info in enumerate(corrected.tasks):
@@ -91,7 +92,10 @@ def hop_table(corrected: CorrectedTimes) -> HopTable:
             seconds.append(times[rows, b] - times[rows, a])
             length = np.abs(times[rows, b] - times[rows, a])
             within = np.maximum(rates[rows, a], rates[rows, b]) * length
-            errs.append(np.where(crosses, errors[rows, a] + errors[rows, b], within))
+            across = errors[rows, a] + errors[rows, b]
+            if chained is not None:
+                across = _chained_error(chained, rows, a, b, across, length)
+            errs.append(np.where(crosses, across, within))
             crossing.append(crosses)
     if not task:
         empty = np.zeros(0)
@@ -104,6 +108,52 @@ def hop_table(corrected: CorrectedTimes) -> HopTable:
         np.concatenate(errs),
         np.concatenate(crossing),
     )
+
+
+@dataclass(frozen=True)
+class _Chains:
+    """Which clocks were chained through which (`CorrectedTimes.via`)."""
+
+    clocks: np.ndarray
+    via: np.ndarray
+    via_uncertainty: np.ndarray
+    rate_error: np.ndarray
+    moved: np.ndarray
+
+    @classmethod
+    def of(cls, corrected: CorrectedTimes) -> _Chains | None:
+        via, errors, moved = corrected.via, corrected.via_uncertainty, corrected.moved
+        if via is None or errors is None or moved is None or not (via >= 0).any():
+            return None
+        return cls(corrected.clocks, via, errors, corrected.rate_error, moved)
+
+
+def _chained_error(
+    chains: _Chains,
+    rows: np.ndarray,
+    a: int,
+    b: int,
+    across: np.ndarray,
+    length: np.ndarray,
+) -> np.ndarray:
+    """A hop between a chained clock and the clock it was chained through is
+    uncertain by the chain's +- (and that clock's rate over the hop, and what
+    moved either stamp off that clock's line), not by both clocks' +- against
+    the client's."""
+    clock_a, clock_b = chains.clocks[rows, a], chains.clocks[rows, b]
+    out = across
+    for inner, outer, column in ((clock_b, clock_a, b), (clock_a, clock_b, a)):
+        other = a if column == b else b
+        linked = chains.via[inner] == outer
+        if linked.any():
+            bound = (
+                chains.via_uncertainty[rows, column]
+                + chains.moved[rows, other]
+                + chains.rate_error[rows, other] * length
+            )
+            usable = linked & ~np.isnan(bound)
+            out = np.where(usable, np.minimum(out, bound), out)
+    return out
 
 
 def task_counts(corrected: CorrectedTimes) -> list[TaskCounts]:

@@ -54,6 +54,14 @@ class CorrectedTimes:
     #: The +- of each stamp's clock rate (s per s; 0 on the client's clock): a hop
     #: within one remote clock is uncertain by that times its length.
     rate_error: np.ndarray
+    #: Per clock index, the clock it was chained through (a worker host's, its
+    #: endpoint's), or -1; and per stamp its +- against that clock (s; NaN if
+    #: none): a hop between the two is uncertain by that, not by both +-.
+    via: np.ndarray | None = None
+    via_uncertainty: np.ndarray | None = None
+    #: Per stamp, how far (s) its correction was moved off its clock's line by its
+    #: task's own send and receipt (`Correction.moved_ns`; 0 on the client's).
+    moved: np.ndarray | None = None
 
     def column(self, stamp: str) -> np.ndarray:
         return self.times[:, POSITION[stamp]]
@@ -154,6 +162,10 @@ class TimelineStore:
         offsets = np.zeros(times.shape)
         errors = np.zeros(times.shape)
         rate_errors = np.zeros(times.shape)
+        via = np.full(len(names), -1, dtype=np.int64)
+        via_errors = np.full(times.shape, np.nan)
+        moved = np.zeros(times.shape)
+        index_of = {name: index for index, name in enumerate(names)}
         sent = times[:, POSITION[Stamp.SENT.value]]
         for index, (site, host) in enumerate(names[1:], start=1):
             mask = present & (clocks == index)
@@ -167,8 +179,16 @@ class TimelineStore:
             offsets[mask] = correction.offset_ns
             errors[mask] = correction.error_ns / 1e9
             rate_errors[mask] = correction.rate_error
+            if correction.moved_ns is not None:
+                moved[mask] = correction.moved_ns / 1e9
+            if correction.via and correction.via_error_ns is not None:
+                via[index] = index_of.get((site, correction.via), -1)
+                via_errors[mask] = correction.via_error_ns / 1e9
         on_client = present & (clocks == CLIENT_CLOCK)
         origin = int(times[on_client].min()) if on_client.any() else 0
         seconds = np.where(present, (times - origin - offsets) / 1e9, np.nan)
         uncertainty = np.where(present, errors, np.nan)
-        return CorrectedTimes(tasks, seconds, uncertainty, clocks, origin, rate_errors)
+        return CorrectedTimes(
+            tasks, seconds, uncertainty, clocks, origin, rate_errors, via, via_errors,
+            moved,
+        )  # fmt: skip

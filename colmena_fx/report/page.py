@@ -285,7 +285,8 @@ def _offsets(data: ReportData) -> str:
             str(len(o.segments)) if o.segments else "",
             str(o.samples),
             f"{o.min_delay_s * 1e3:.3f}",
-            "yes" if o.consistent else "no: " + escape(o.note()),
+            ("yes" if o.consistent else "no")
+            + (": " + escape(o.note()) if o.note() else ""),
         )
         for o in data.offsets
     ]
