@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.config import FederationConfig
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import ConfigError

@@ -13,7 +13,7 @@ from colmena_fx.cli import main
 from colmena_fx.clockplan import EVERY_SITE
 from colmena_fx.clockplan import ClockPlan
 from colmena_fx.clockplan import clock_overrides
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.config import SiteConfig
 from colmena_fx.configfiles import load_federation
 from colmena_fx.exceptions import ConfigError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from colmena_fx.clockplan import ClockPlan
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.exceptions import UsageError
 from colmena_fx.latency import LatencyRecorder
 from colmena_fx.latency.clocks import ClockSync

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "rundir", "timers", "taskcontext", "__version__")),
     ("data schemas and stores", ("data.schemas", "data.policy", "data.stores",
                                  "data")),
-    ("config", ("config", "configfiles", "clockplan")),
+    ("config", ("config", "configfiles", "clocksetting", "clockplan")),
     ("worker shim", ("worker",)),
     ("data manager", ("data.holds", "data.manager", "data.check")),
     ("journal", ("journal", "records", "taskstore", "replay", "runfiles",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.latency.drift import Bounds
 from colmena_fx.latency.drift import DriftModel
 from colmena_fx.latency.drift import Segment
@@ -340,7 +340,7 @@ class ClockFit:
             offset_s=last.offset_end_s,
             uncertainty_s=last.uncertainty_end_s,
             samples=len(self.trips),
-            min_delay_s=self._min_delay_ns() / 1e9,
+            min_delay_s=self._min_delay_ns(model) / 1e9,
             consistent=len(segments) == 1 and not model.rejected and not self.warning,
             drift_ppm=last.drift_ppm,
             drift_uncertainty_ppm=last.drift_uncertainty_ppm,
@@ -350,8 +350,19 @@ class ClockFit:
             warning=self.warning,
         )
 
-    def _min_delay_ns(self) -> int:
-        return min(((t4 - t1) - (t3 - t2) for t1, t2, t3, t4 in self.trips), default=0)
+    def _min_delay_ns(self, model: DriftModel | None = None) -> float:
+        """The least time a round trip spent away from both clocks: the client's
+        round trip less the host's span, that span on the client's clock (a host
+        running fast stretches a long task by more than the links take)."""
+        if not self.trips:
+            return 0.0
+        trips = np.asarray(self.trips, dtype=np.int64)
+        span = (trips[:, 2] - trips[:, 1]).astype(np.float64)
+        if model is not None and model.segments:
+            rates = {seg.number: sum(seg.rate()) / 2 for seg in model.segments}
+            rate = np.asarray([rates.get(number, 0.0) for number in model.placed])
+            span = span / (1.0 + rate)
+        return float(((trips[:, 3] - trips[:, 0]) - span).min())
 
     def _segments(self, model: DriftModel) -> list[ClockSegment]:
         sent = np.sort(np.asarray([trip[0] for trip in self.trips], dtype=np.int64))

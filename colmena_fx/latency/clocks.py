@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from colmena_fx.clockplan import ClockPlan
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.latency.clockfit import ClockFit
 from colmena_fx.latency.clockfit import ClockOffset
 from colmena_fx.latency.clockfit import ClockSegment

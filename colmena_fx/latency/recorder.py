@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from colmena_fx.clockplan import ClockPlan
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.journal import read_journal
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.clocks import ClockSync

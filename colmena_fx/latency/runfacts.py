@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.journal import read_journal
 from colmena_fx.latency.recorder import JournalFeed
 from colmena_fx.latency.recorder import LatencyRecorder

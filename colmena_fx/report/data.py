@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from colmena_fx.clockplan import ClockPlan
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.journal import JOURNAL_NAME
 from colmena_fx.journal import read_journal

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from colmena_fx.config import ClockSetting
+from colmena_fx.clocksetting import ClockSetting
 from colmena_fx.report import plots
 from colmena_fx.report.data import ReportData
 from colmena_fx.report.data import load_report_data
