@@ -216,21 +216,23 @@ def summary(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     clocks = clock_overrides(args.clocks)
+    # Paused to the end: what the journal decodes into lives until the tables are
+    # printed, and a collection after the reading would scan all of it again.
     with _collector_paused():
         facts = read_run_facts(args.run_dir, clocks)  # one reading of the journal
-    recorder, tasks = facts.recorder, facts.tasks
-    console = Console()
-    for table in run_tables(recorder, title=f"Run {args.run_dir}"):
-        console.print(table)
-    for table in routing_tables(facts.routing):
-        console.print(table)
-    for table in task_tables(tasks):
-        console.print(table)
-    for sentence in lifecycle_sentences(tasks.lifecycle):
-        console.print(Text(sentence))
-    if args.export:
-        for path in export(recorder, args.run_dir / "latency", tasks=tasks):
-            console.print(f"wrote {path}", highlight=False)
+        recorder, tasks = facts.recorder, facts.tasks
+        console = Console()
+        for table in run_tables(recorder, title=f"Run {args.run_dir}"):
+            console.print(table)
+        for table in routing_tables(facts.routing):
+            console.print(table)
+        for table in task_tables(tasks):
+            console.print(table)
+        for sentence in lifecycle_sentences(tasks.lifecycle):
+            console.print(Text(sentence))
+        if args.export:
+            for path in export(recorder, args.run_dir / "latency", tasks=tasks):
+                console.print(f"wrote {path}", highlight=False)
     return 0
 
 

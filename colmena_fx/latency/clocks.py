@@ -25,24 +25,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
 from colmena_fx.clockplan import ClockPlan
 from colmena_fx.clocksetting import ClockSetting
+from colmena_fx.latency.clockfigures import ClockOffset
+from colmena_fx.latency.clockfigures import ClockSegment
+from colmena_fx.latency.clockfigures import Correction
 from colmena_fx.latency.clockfit import ClockFit
-from colmena_fx.latency.clockfit import ClockOffset
-from colmena_fx.latency.clockfit import ClockSegment
-from colmena_fx.latency.clockfit import Correction
 from colmena_fx.latency.hops import CLIENT_STAMPS
 from colmena_fx.models import Stamp
 
 
-@dataclass(frozen=True)
-class RoundTrip:
+class RoundTrip(NamedTuple):
     """The four stamps of one task as seen by one remote clock (ns)."""
 
     sent_ns: int

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,8 +38,7 @@ _BOX_S = 1e4
 _BATCH = 512
 
 
-@dataclass(frozen=True)
-class Bounds:
+class Bounds(NamedTuple):
     """One round trip's bounds on the offset (ns): `upper` at client time `upper_at`
     (sent), `lower` at `lower_at` (received); `lower` exceeds `upper` by no more
     than the clock can drift in between, unless it is bogus (`DriftModel.bogus`)."""

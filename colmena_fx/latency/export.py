@@ -15,6 +15,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ import numpy as np
 
 from colmena_fx.exceptions import UsageError
 from colmena_fx.latency.clocks import ClockOffset
+from colmena_fx.latency.hopexport import HopRows
 from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.latency.stats import summarize_hops
 from colmena_fx.latency.tasks import TaskFacts
 from colmena_fx.latency.tasks import TaskRow
 
@@ -50,22 +53,19 @@ def tables(
     recorder: LatencyRecorder, tasks: TaskFacts | None = None
 ) -> dict[str, Columns]:
     """The tables as columns of plain Python values; `tasks` adds the fourth."""
+    hops, small = _tables(recorder, tasks)
+    return {"hops": hops.columns(), **small}
+
+
+def _tables(
+    recorder: LatencyRecorder, tasks: TaskFacts | None
+) -> tuple[HopRows, dict[str, Columns]]:
+    """The `hops` table, then the others as columns, from one correction of the
+    clocks."""
     corrected, table = recorder.hops()
-    infos = [corrected.tasks[row] for row in table.task]
-    hops: Columns = {
-        "task_id": [t.task_id for t in infos],
-        "site": [t.site for t in infos],
-        "method": [t.method for t in infos],
-        "topic": [t.topic for t in infos],
-        "hop": list(table.hop),
-        "seconds": table.seconds.tolist(),
-        "uncertainty_s": table.uncertainty_s.tolist(),
-        "crosses_clocks": table.crosses_clocks.tolist(),
-    }
-    summary = _columns([asdict(row) for row in recorder.summary()])
+    summary = _columns([asdict(row) for row in summarize_hops(corrected, table)])
     offsets = recorder.offsets()
-    out = {
-        "hops": hops,
+    small = {
         "summary": summary,
         "clocks": _columns([clock_row(offset) for offset in offsets]),
         "clock_segments": _columns([
@@ -75,8 +75,8 @@ def tables(
         ]),
     }  # fmt: skip
     if tasks is not None:
-        out["tasks"] = task_columns(tasks.tasks)
-    return out
+        small["tasks"] = task_columns(tasks.tasks)
+    return HopRows.of(corrected, table), small
 
 
 def clock_row(offset: ClockOffset) -> dict[str, Any]:
@@ -87,12 +87,12 @@ def clock_row(offset: ClockOffset) -> dict[str, Any]:
 
 def task_columns(rows: list[TaskRow]) -> Columns:
     """One row per task; the columns are there even when no task is."""
-    names = [field.name for field in fields(TaskRow)]
-    columns: Columns = {name: [] for name in names}
-    for row in rows:
-        for name in names:
-            value = getattr(row, name)
-            columns[name].append(str(value) if name == "state" else value)
+    columns: Columns = {}
+    for field in fields(TaskRow):
+        values = map(attrgetter(field.name), rows)
+        columns[field.name] = list(
+            map(str, values) if field.name == "state" else values
+        )
     return columns
 
 
@@ -118,8 +118,16 @@ def export(
         raise UsageError(f"unknown export formats {sorted(unknown)}: use {FORMATS}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    hops, small = _tables(recorder, tasks)
     written = []
-    for name, columns in tables(recorder, tasks).items():
+    for fmt in formats:
+        path = directory / f"hops.{fmt}"
+        if fmt == "csv":
+            hops.write_csv(path)
+        else:
+            hops.write_parquet(path)
+        written.append(path)
+    for name, columns in small.items():
         for fmt in formats:
             path = directory / f"{name}.{fmt}"
             if fmt == "csv":

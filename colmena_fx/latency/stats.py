@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -20,22 +22,42 @@ from colmena_fx.latency.hops import POSITION
 from colmena_fx.latency.hops import SPANS
 from colmena_fx.latency.hops import hops_between
 from colmena_fx.latency.timelines import CorrectedTimes
+from colmena_fx.latency.timelines import TaskInfo
 
 GROUP_KEYS = ("site", "method", "topic")
 
 
 @dataclass(frozen=True)
 class HopTable:
-    """One row per (successful task, hop): the long form pandas users want."""
+    """One row per (successful task, hop): the long form pandas users want.
+
+    A run of 100k tasks has about 1.6M rows: each row's hop is an index into
+    `names` (and `orders`), so that grouping them is array work; `hop` and
+    `order` spell them out per row for the readers that want lists.
+    """
 
     task: np.ndarray  # row index into CorrectedTimes.tasks
-    hop: list[str]
-    #: (first, last) positions in CHAIN, for display order; spans sort last.
-    order: list[tuple[int, int]]
+    #: Per row, its hop: an index into `names` and `orders`.
+    hop_index: np.ndarray
+    #: The hops' names, in the order the table first meets them.
+    names: tuple[str, ...]
+    #: Per name, its (first, last) positions in CHAIN, for display order; spans
+    #: sort last.
+    orders: tuple[tuple[int, int], ...]
     seconds: np.ndarray
     #: +- of `seconds` from clock correction (the rate's, within one clock).
     uncertainty_s: np.ndarray
     crosses_clocks: np.ndarray
+
+    @cached_property
+    def hop(self) -> list[str]:
+        """Each row's hop name."""
+        return _spelled(self.names, self.hop_index)
+
+    @cached_property
+    def order(self) -> list[tuple[int, int]]:
+        """Each row's hop (first, last) positions in CHAIN."""
+        return _spelled(self.orders, self.hop_index)
 
 
 @dataclass(frozen=True)
@@ -62,19 +84,24 @@ class TaskCounts:
 
 
 def hop_table(corrected: CorrectedTimes) -> HopTable:
-    """Every hop of every successful task, merged where stamps are missing."""
+    """Every hop of every successful task, merged where stamps are missing.
+
+    Tasks come in groups of the same stamps present, in the order each group's
+    first task comes; within a group, in row order, one block per hop.
+    """
     times, clocks, errors = corrected.times, corrected.clocks, corrected.uncertainty
     rates = corrected.rate_error
     chained = _Chains.of(corrected)
     present = ~np.isnan(times)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for row, info in enumerate(corrected.tasks):
-        if info.success:
-            groups[tuple(np.flatnonzero(present[row]))].append(row)
+    succeeded = np.fromiter(
+        (info.success for info in corrected.tasks), bool, len(corrected.tasks)
+    )
     spans = [(name, POSITION[a], POSITION[b]) for name, (a, b) in SPANS.items()]
-    task, names, order, seconds, errs, crossing = [], [], [], [], [], []
-    for positions, rows_list in groups.items():
-        rows = np.asarray(rows_list)
+    names: dict[str, int] = {}
+    orders: list[tuple[int, int]] = []
+    blocks: list[tuple[np.ndarray, int, int, int]] = []  # rows, hop index, a, b
+    for rows in _rows_by_stamps(present, np.flatnonzero(succeeded)):
+        positions = tuple(int(p) for p in np.flatnonzero(present[rows[0]]))
         pieces: list[tuple[str, tuple[int, int], int, int]] = [
             (hop.name, hop.order, hop.first, hop.last)
             for hop in hops_between(positions)
@@ -85,29 +112,48 @@ def hop_table(corrected: CorrectedTimes) -> HopTable:
             if a in positions and b in positions
         ]
         for name, key, a, b in pieces:
-            crosses = clocks[rows, a] != clocks[rows, b]
-            task.append(rows)
-            names.extend([name] * len(rows))
-            order.extend([key] * len(rows))
-            seconds.append(times[rows, b] - times[rows, a])
-            length = np.abs(times[rows, b] - times[rows, a])
-            within = np.maximum(rates[rows, a], rates[rows, b]) * length
-            across = errors[rows, a] + errors[rows, b]
-            if chained is not None:
-                across = _chained_error(chained, rows, a, b, across, length)
-            errs.append(np.where(crosses, across, within))
-            crossing.append(crosses)
-    if not task:
-        empty = np.zeros(0)
-        return HopTable(empty.astype(int), [], [], empty, empty, empty.astype(bool))
+            index = names.setdefault(name, len(names))
+            if index == len(orders):
+                orders.append(key)
+            blocks.append((rows, index, a, b))
+    size = sum(len(rows) for rows, *_ in blocks)
+    task = np.empty(size, dtype=np.int64)
+    hop_index = np.empty(size, dtype=np.int32)
+    seconds = np.empty(size)
+    uncertainty = np.empty(size)
+    crossing = np.empty(size, dtype=bool)
+    start = 0
+    for rows, index, a, b in blocks:
+        end = start + len(rows)
+        crosses = clocks[rows, a] != clocks[rows, b]
+        task[start:end] = rows
+        hop_index[start:end] = index
+        seconds[start:end] = times[rows, b] - times[rows, a]
+        length = np.abs(times[rows, b] - times[rows, a])
+        within = np.maximum(rates[rows, a], rates[rows, b]) * length
+        across = errors[rows, a] + errors[rows, b]
+        if chained is not None:
+            across = _chained_error(chained, rows, a, b, across, length)
+        uncertainty[start:end] = np.where(crosses, across, within)
+        crossing[start:end] = crosses
+        start = end
     return HopTable(
-        np.concatenate(task),
-        names,
-        order,
-        np.concatenate(seconds),
-        np.concatenate(errs),
-        np.concatenate(crossing),
+        task, hop_index, tuple(names), tuple(orders), seconds, uncertainty, crossing
     )
+
+
+def _rows_by_stamps(present: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """`rows` grouped by which stamps they have, each group in row order, the
+    groups in the order of their first row."""
+    if not len(rows):
+        return []
+    bits = np.left_shift(1, np.arange(present.shape[1], dtype=np.int64))
+    keys = present[rows].astype(np.int64) @ bits
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+    by_group = np.argsort(group, kind="stable")
+    bounds = np.cumsum(np.bincount(group, minlength=len(first)))
+    members = np.split(rows[by_group], bounds[:-1])
+    return [members[g] for g in np.argsort(first, kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -168,31 +214,42 @@ def summarize_hops(
 ) -> list[HopStats]:
     """Statistics per group (`by`: any of site, method, topic) and hop.
 
-    Groups not split by a key show '*' for it.
+    Groups not split by a key show '*' for it. The rows are sorted by group and
+    hop once, so each statistic reads a slice of the rows in table order.
     """
     unknown = set(by) - set(GROUP_KEYS)
     if unknown:
         raise UsageError(f"cannot group by {sorted(unknown)}: use {GROUP_KEYS}")
-    samples: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    orders: dict[str, tuple[int, int]] = {}
-    for i, (row, name) in enumerate(zip(table.task, table.hop, strict=True)):
-        info = corrected.tasks[row]
-        site = info.site if "site" in by else "*"
-        method = info.method if "method" in by else "*"
-        if "topic" in by:
-            method = f"{method}/{info.topic}"
-        samples[site, method, name].append(i)
-        orders.setdefault(name, table.order[i])
+    groups: dict[tuple[str, str], int] = {}
+    task_group = np.fromiter(
+        (groups.setdefault(_group(info, by), len(groups)) for info in corrected.tasks),
+        np.int64,
+        len(corrected.tasks),
+    )
+    if not len(table.task):
+        return []
+    hops = len(table.names)
+    keys = task_group[table.task] * hops + table.hop_index
+    if keys.max() < 2**15:  # a stable sort of 16-bit keys is a radix sort
+        keys = keys.astype(np.int16)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = [*starts[1:], len(keys)]
+    names = list(groups)
+    found = []
+    for start, end in zip(starts, ends, strict=True):
+        group, hop = divmod(int(keys[start]), hops)
+        found.append((names[group], hop, order[start:end]))
+    found.sort(key=lambda item: (*item[0], table.orders[item[1]]))
     stats = []
-    for (site, method, name), indices in sorted(
-        samples.items(), key=lambda item: (item[0][0], item[0][1], orders[item[0][2]])
-    ):
+    for (site, method), hop, indices in found:
         values = table.seconds[indices]
         stats.append(
             HopStats(
                 site=site,
                 method=method,
-                hop=name,
+                hop=table.names[hop],
                 count=len(values),
                 median_s=float(np.median(values)),
                 p95_s=float(np.percentile(values, 95)),
@@ -203,3 +260,21 @@ def summarize_hops(
             )
         )
     return stats
+
+
+def _group(info: TaskInfo, by: Sequence[str]) -> tuple[str, str]:
+    """The (site, method) a task's hops count under; '*' for a key not in `by`."""
+    site = info.site if "site" in by else "*"
+    method = info.method if "method" in by else "*"
+    if "topic" in by:
+        method = f"{method}/{info.topic}"
+    return site, method
+
+
+def _spelled(values: tuple[Any, ...], index: np.ndarray) -> list[Any]:
+    """`[values[i] for i in index]`, without a Python step per row."""
+    table = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # one by one: tuples stay whole
+        table[i] = value
+    spelled: list[Any] = table[index].tolist()
+    return spelled

@@ -13,6 +13,8 @@ from colmena_fx.latency.routes import RoutingFacts
 from colmena_fx.latency.routes import RoutingRow
 from colmena_fx.latency.stats import HopStats
 from colmena_fx.latency.stats import TaskCounts
+from colmena_fx.latency.stats import summarize_hops
+from colmena_fx.latency.stats import task_counts
 from colmena_fx.latency.tasks import SiteTasks
 from colmena_fx.latency.tasks import TaskFacts
 from colmena_fx.latency.tasks import TaskRow
@@ -102,11 +104,15 @@ def offsets_table(offsets: list[ClockOffset], title: str = "") -> Table:
 
 
 def run_tables(recorder: LatencyRecorder, title: str = "") -> list[Table]:
-    """The latency table of a run, then its clock offsets when it has remote clocks."""
+    """The latency table of a run, then its clock offsets when it has remote clocks.
+
+    The counts and statistics share one correction of the clocks (`hops`).
+    """
+    corrected, hops = recorder.hops()
     tables = [
         latency_table(
-            recorder.counts(),
-            recorder.summary(),
+            task_counts(corrected),
+            summarize_hops(corrected, hops),
             title=title,
             synchronized=recorder.clocks.synchronized,
         )
