@@ -111,49 +111,38 @@ class Segment:
         return True
 
     def absorb(self, trip: Bounds) -> None:
-        """Count a round trip whose bounds cut nothing (`holds` said so)."""
+        """Count a round trip whose bounds cut nothing (`meets` said so)."""
         self.trips += 1
         self.start_ns = min(self.start_ns, trip.upper_at)
         self.end_ns = max(self.end_ns, trip.lower_at)
         self.min_delay_ns = min(self.min_delay_ns, trip.delay_ns)
         self._span = max(self._span, (trip.lower_at - self.t0) / 1e9)
 
-    def holds(
+    def meets(
         self,
         upper_at: np.ndarray,
         upper: np.ndarray,
         lower_at: np.ndarray,
         lower: np.ndarray,
+        every: bool,
     ) -> np.ndarray:
-        """Which round trips' bounds every line of the polygon already meets.
+        """Which round trips' bounds `every` line of the polygon meets, or (not
+        `every`) some line does, each bound on its own as `add` tests it.
 
-        They would cut nothing, now or once later round trips have shrunk the
-        polygon: `add` can skip them (`absorb`). Vectorized, for many at once.
+        Every line: the round trip would cut nothing, now or once later ones have
+        shrunk the polygon, so `add` can skip it (`absorb`). Some line: the
+        segment could have taken it. Vectorized, for many at once.
         """
         at_upper, at_lower, upper_s, lower_s = self._at_bounds(
             upper_at, upper, lower_at, lower
         )
-        held: np.ndarray = (at_upper[1] <= upper_s + _EPSILON_S) & (
-            at_lower[0] >= lower_s - _EPSILON_S
+        highest, lowest = (
+            (at_upper[1], at_lower[0]) if every else (at_upper[0], at_lower[1])
         )
-        return held
-
-    def admits(
-        self,
-        upper_at: np.ndarray,
-        upper: np.ndarray,
-        lower_at: np.ndarray,
-        lower: np.ndarray,
-    ) -> np.ndarray:
-        """Which round trips some line of the polygon meets (each bound on its
-        own, as `add` tests it): those it could have taken. Vectorized."""
-        at_upper, at_lower, upper_s, lower_s = self._at_bounds(
-            upper_at, upper, lower_at, lower
+        met: np.ndarray = (highest <= upper_s + _EPSILON_S) & (
+            lowest >= lower_s - _EPSILON_S
         )
-        admitted: np.ndarray = (at_upper[0] <= upper_s + _EPSILON_S) & (
-            at_lower[1] >= lower_s - _EPSILON_S
-        )
-        return admitted
+        return met
 
     def _at_bounds(
         self,
@@ -316,7 +305,7 @@ class DriftModel:
         for position in np.unique(near):
             segment = self.segments[position]
             rows = np.flatnonzero(near == position)
-            fits = segment.holds(*(columns[rows, i] for i in range(4)))
+            fits = segment.meets(*(columns[rows, i] for i in range(4)), every=True)
             for row in rows[fits & sane[rows]]:
                 held[row] = segment
         return held
@@ -375,8 +364,8 @@ class DriftModel:
                 if not 0 <= other < len(self.segments):
                     continue
                 neighbour = self.segments[other]
-                fits = neighbour.admits(
-                    upper_at[rows], upper[rows], lower_at[rows], lower[rows]
+                fits = neighbour.meets(
+                    upper_at[rows], upper[rows], lower_at[rows], lower[rows], False
                 )
                 out[rows[fits], column] = neighbour.number
         return out
