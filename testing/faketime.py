@@ -183,8 +183,13 @@ class ClockControl:
         drift_ppm: float = 0.0,
         steppable: bool = True,
         directory: Path | None = None,
+        origin_before_s: float = 0.0,
     ) -> None:
         self.base_offset_s = offset_s
+        #: t0 lies this long before `start`: a process started at once is
+        #: already that far from the drift's origin (a test of the origin needs
+        #: no wait).
+        self.origin_before_ns = int(origin_before_s * 1e9)
         self.drift_ppm = drift_ppm
         self.rate = 1.0 + drift_ppm * 1e-6
         self.steppable = steppable
@@ -201,7 +206,8 @@ class ClockControl:
     # -- lifetime ------------------------------------------------------------
 
     def start(self) -> ClockControl:
-        """Create the segment, its semaphore and the control file; t0 is now."""
+        """Create the segment, its semaphore and the control file; t0 is now
+        (less `origin_before_s`)."""
         if self.t0_ns is not None:
             raise RuntimeError("this ClockControl was started already")
         libc = _libc()
@@ -210,7 +216,9 @@ class ClockControl:
             err = ctypes.get_errno()
             raise OSError(err, f"sem_open({self._sem_name.decode()}) failed")
         libc.sem_close(handle)
-        starts = [time.clock_gettime_ns(clock) for clock in _CLOCKS]
+        starts = [
+            time.clock_gettime_ns(clock) - self.origin_before_ns for clock in _CLOCKS
+        ]
         self.t0_ns = starts[0]
         fields: list[int] = [0, 0]
         for ns in starts:

@@ -152,8 +152,11 @@ def _run(
 def test_every_process_of_a_site_sees_one_drifting_clock(
     probe: Path, offset_s: float, drift_ppm: float, steppable: bool
 ) -> None:
-    with ClockControl(offset_s, drift_ppm, steppable=steppable) as clock:
-        time.sleep(0.1)  # the site starts after t0: its own start is no origin
+    # t0 a tenth of a second back: a process taking its own start as the origin
+    # would be off by a millisecond or more
+    with ClockControl(
+        offset_s, drift_ppm, steppable=steppable, origin_before_s=0.1
+    ) as clock:
         samples = json.loads(_run(probe, clock.env, "children").stdout)
         errors = _errors_ns(clock, samples)
     assert len(errors) == 5  # the process, its fork, its spawn, its exec'd child

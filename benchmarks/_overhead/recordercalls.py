@@ -51,6 +51,7 @@ from benchmarks._overhead.previousclocks import PreviousClockSync
 from benchmarks._stats import Spread
 from benchmarks._stats import p95
 from colmena_fx.latency.clocks import ClockSync
+from colmena_fx.latency.hops import CHAIN
 from colmena_fx.latency.recorder import LatencyRecorder
 from colmena_fx.models import HOST
 from colmena_fx.models import Event
@@ -91,14 +92,9 @@ def make_results(count: int, seed: int = 1) -> list[Result]:
     def remote(true_ns: int) -> int:
         return true_ns + offset_ns + int(drift * (true_ns - start))
 
-    worker = (
-        Stamp.EXECUTION_STARTED,
-        Stamp.WORKER_STARTED,
-        Stamp.COMPUTE_STARTED,
-        Stamp.COMPUTE_ENDED,
-        Stamp.WORKER_ENDED,
-        Stamp.EXECUTION_ENDED,
-    )
+    worker = CHAIN[
+        CHAIN.index(Stamp.EXECUTION_STARTED) : CHAIN.index(Stamp.EXECUTION_ENDED) + 1
+    ]
     results = []
     for index in range(count):
         sent = start + index * SPACING_NS

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from typing import NamedTuple
@@ -107,7 +108,7 @@ def chained_trips(events: Iterable[Any]) -> dict[str, tuple[str, RoundTrip]]:
     host's), which bounds the worker's clock against the endpoint's far tighter
     than the client's round trip does. Only the last attempt counts."""
     endpoint = ""
-    stamps: dict[str, int] = {}
+    stamps: dict[tuple[str, str], int] = {}
     spans: dict[str, list[int]] = {}
     for name, time_ns, host in events:
         if name == _SENT:
@@ -116,15 +117,15 @@ def chained_trips(events: Iterable[Any]) -> dict[str, tuple[str, RoundTrip]]:
             endpoint = host
         if not host or name in CLIENT_STAMPS:
             continue
-        stamps[f"{host}\0{name}"] = time_ns
+        stamps[host, name] = time_ns
         span = spans.setdefault(host, [time_ns, time_ns])
         span[0], span[1] = min(span[0], time_ns), max(span[1], time_ns)
     if not endpoint:
         return {}
-    before = next((stamps[k] for n in _BRACKET_BEFORE
-                   if (k := f"{endpoint}\0{n}") in stamps), None)  # fmt: skip
-    after = next((stamps[k] for n in _BRACKET_AFTER
-                  if (k := f"{endpoint}\0{n}") in stamps), None)  # fmt: skip
+    before = next((stamps[endpoint, name] for name in _BRACKET_BEFORE
+                   if (endpoint, name) in stamps), None)  # fmt: skip
+    after = next((stamps[endpoint, name] for name in _BRACKET_AFTER
+                  if (endpoint, name) in stamps), None)  # fmt: skip
     if before is None or after is None:
         return {}
     return {
@@ -151,9 +152,8 @@ class ClockSync:
         self._chained: dict[tuple[str, str], tuple[str, ClockFit]] = {}
         self._lock = threading.Lock()
 
-    def observe(self, site: str, events: Iterable[Any]) -> None:
+    def observe(self, site: str, events: Sequence[Any]) -> None:
         """Learn from one finished task of `site` (cheap: the model is built lazily)."""
-        events = list(events)
         trips = round_trips(events)
         if not trips:
             return

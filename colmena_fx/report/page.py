@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-from collections.abc import Iterable
 from collections.abc import Sequence
 from html import escape
 
@@ -17,7 +16,10 @@ import numpy as np
 from colmena_fx.latency.lifecycle import ending_sentence
 from colmena_fx.latency.lifecycle import resume_sentence
 from colmena_fx.latency.stats import HopStats
+from colmena_fx.report.clocksection import clock_section
 from colmena_fx.report.data import ReportData
+from colmena_fx.report.html import empty
+from colmena_fx.report.html import table
 from colmena_fx.units import format_ms
 
 STYLE = """
@@ -42,30 +44,9 @@ LISTED = 100
 Images = dict[str, bytes]
 
 
-def _table(
-    head: Sequence[str], rows: Iterable[Sequence[str | None]], numeric: set[int]
-) -> str:
-    """An HTML table; cells already escaped. A row starting with None opens a group."""
-    out = ["<table><tr>", *(f"<th>{h}</th>" for h in head), "</tr>"]
-    for row in rows:
-        group = row[0] is None
-        cells = row[1:] if group else row
-        out.append('<tr class="group">' if group else "<tr>")
-        for i, cell in enumerate(cells):
-            out.append(f'<td class="num">{cell}</td>' if i in numeric else
-                       f"<td>{cell}</td>")  # fmt: skip
-        out.append("</tr>")
-    out.append("</table>")
-    return "".join(out)
-
-
 def _image(images: Images, name: str, alt: str) -> str:
     data = base64.b64encode(images[name]).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
-
-
-def _empty(text: str) -> str:
-    return f'<p class="empty">{escape(text)}</p>'
 
 
 def _header(data: ReportData) -> str:
@@ -96,7 +77,7 @@ def _header(data: ReportData) -> str:
         (escape(s.site), escape(s.transport), str(s.succeeded), str(s.failed))
         for s in data.sites
     ]
-    lines.append(_table(("site", "transport", "tasks ok", "failed"), rows, {2, 3}))
+    lines.append(table(("site", "transport", "tasks ok", "failed"), rows, {2, 3}))
     life = data.task_facts.lifecycle
     resumed = len(life.resumes)
     if resumed:
@@ -104,9 +85,9 @@ def _header(data: ReportData) -> str:
         lines.append(f"<p>The run was resumed {times} (see Tasks).</p>")
     lines.append(f"<p>{escape(ending_sentence(life))}</p>")
     if data.tasks == 0:
-        lines.append(_empty("This run finished no tasks: nothing to plot."))
+        lines.append(empty("This run finished no tasks: nothing to plot."))
     elif data.succeeded == 0:
-        lines.append(_empty(
+        lines.append(empty(
             "Every task of this run failed: hop latencies and round trips cover "
             "successful tasks only, so those sections are empty."
         ))  # fmt: skip
@@ -127,7 +108,7 @@ def _tasks(data: ReportData) -> str:
     ]  # fmt: skip
     head = ("site", "submitted", "succeeded", "failed", "not delivered",
             "unfinished")  # fmt: skip
-    out.append(_table(head, rows, {1, 2, 3, 4, 5}))
+    out.append(table(head, rows, {1, 2, 3, 4, 5}))
     out.append(
         '<p class="caption">Every task of the run, whether or not its result '
         "reached the thinker. Submitted counts the tasks sent to a site at least "
@@ -150,7 +131,7 @@ def _tasks(data: ReportData) -> str:
         ]  # fmt: skip
         columns = ("task", "method", "site", "state", "last seen", "at s",
                    "sent after a resume")  # fmt: skip
-        out.append(_table(columns, listed, {5}))
+        out.append(table(columns, listed, {5}))
         if len(undelivered) > LISTED:
             out.append(
                 f'<p class="note">and {len(undelivered) - LISTED} more: '
@@ -167,7 +148,7 @@ def _tasks(data: ReportData) -> str:
 def _hops(data: ReportData, images: Images) -> str:
     out = ["<h2>Where the time goes</h2>"]
     if "hops" not in images:
-        return out[0] + _empty("No successful tasks: no hops to show.")
+        return out[0] + empty("No successful tasks: no hops to show.")
     out.append(_image(images, "hops", "median of each hop per site, stacked"))
     out.append(
         '<p class="caption">Each bar stacks the median of every hop of a site\'s '
@@ -198,7 +179,7 @@ def _hops(data: ReportData, images: Images) -> str:
             rows.append((None, *cells) if i == 0 else cells)
     head = ("site", "method", "ok/failed", "hop", "n", "median ms", "p95 ms",
             "p99 ms", "&plusmn; ms")  # fmt: skip
-    out.append(_table(head, rows, {4, 5, 6, 7, 8}))
+    out.append(table(head, rows, {4, 5, 6, 7, 8}))
     out.append(
         '<p class="caption">'
         + (
@@ -220,7 +201,7 @@ def _hops(data: ReportData, images: Images) -> str:
 def _round_trips(images: Images) -> str:
     out = "<h2>Round-trip latency</h2>"
     if "round_trips" not in images:
-        return out + _empty("No successful tasks: no round trips.")
+        return out + empty("No successful tasks: no round trips.")
     return (
         out
         + _image(images, "round_trips", "round-trip CDF per site")
@@ -235,7 +216,7 @@ def _round_trips(images: Images) -> str:
 def _utilization(images: Images) -> str:
     out = "<h2>Worker utilization</h2>"
     if "utilization" not in images:
-        return out + _empty("No task reported compute_started and compute_ended.")
+        return out + empty("No task reported compute_started and compute_ended.")
     return (
         out
         + _image(images, "utilization", "tasks computing per site")
@@ -251,7 +232,7 @@ def _utilization(images: Images) -> str:
 def _decisions(data: ReportData, images: Images) -> str:
     out = ["<h2>Thinker decision latency</h2>"]
     if "decision_latency" not in images:
-        out.append(_empty("No task was created after a result was delivered."))
+        out.append(empty("No task was created after a result was delivered."))
     else:
         out.append(_image(images, "decision_latency", "decision latency histogram"))
         median = float(np.median(data.decision_s))
@@ -264,75 +245,6 @@ def _decisions(data: ReportData, images: Images) -> str:
         "submitted for other reasons shorten it, and results delivered after the "
         "last submission are left out.</p>"
     )
-    return "\n".join(out)
-
-
-def _offsets(data: ReportData) -> str:
-    out = ["<h2>Clock offsets</h2>"]
-    if not data.offsets:
-        out.append(_empty("No remote clock was heard from (no task came back)."))
-        return "\n".join(out)
-    rows = [
-        (
-            escape(o.site),
-            escape(o.host),
-            escape(o.setting),
-            f"{o.offset_s * 1e3:+.3f}",
-            f"{o.uncertainty_s * 1e3:.3f}",
-            f"{o.drift_ppm:+.2f} &plusmn; {o.drift_uncertainty_ppm:.2f}"
-            if o.segments
-            else "",
-            str(len(o.segments)) if o.segments else "",
-            str(o.samples),
-            f"{o.min_delay_s * 1e3:.3f}",
-            ("yes" if o.consistent else "no")
-            + (": " + escape(o.note()) if o.note() else ""),
-        )
-        for o in data.offsets
-    ]
-    head = ("site", "host", "clocks", "offset ms", "&plusmn; ms", "drift ppm",
-            "segments", "round trips", "least delay ms", "consistent")  # fmt: skip
-    out.append(_table(head, rows, {3, 4, 5, 6, 7, 8}))
-    out.append(
-        '<p class="caption">Offset is the remote clock minus the client&#39;s, at '
-        "the clock's last round trip; drift is how fast it grows (ppm: microseconds "
-        "per "
-        "second). Each clock is a line between steps fit to every task's round "
-        "trip, and every remote stamp in this report was corrected by the offset at "
-        "its own time. The true offset lies within &plusmn; as long as the round "
-        "trips' causal bounds hold; a path slower one way than the other shifts "
-        "the estimate by half the difference, inside the &plusmn;. A clock declared "
-        "synchronized is taken as zero &plusmn; its bound, unless its round trips "
-        "contradict that.</p>"
-    )
-    segments = [
-        (
-            escape(o.site),
-            escape(o.host),
-            str(s.index),
-            str(s.after_trips),
-            f"{(s.start_ns - (data.header.start_ns or s.start_ns)) / 1e9:.2f}",
-            str(s.trips),
-            f"{s.offset_start_s * 1e3:+.3f} &plusmn; {s.uncertainty_start_s * 1e3:.3f}",
-            f"{s.offset_end_s * 1e3:+.3f} &plusmn; {s.uncertainty_end_s * 1e3:.3f}",
-            f"{s.drift_ppm:+.2f} &plusmn; {s.drift_uncertainty_ppm:.2f}",
-            "" if s.step_s is None else f"{s.step_s * 1e3:+.3f}",
-        )
-        for o in data.offsets
-        for s in o.segments
-    ]
-    if any(o.steps for o in data.offsets):
-        out.append("<h3>Clock segments</h3>")
-        head = ("site", "host", "segment", "after tasks", "at s", "round trips",
-                "offset at start ms", "offset at end ms", "drift ppm",
-                "step ms")  # fmt: skip
-        out.append(_table(head, segments, {2, 3, 4, 5, 6, 7, 8, 9}))
-        out.append(
-            '<p class="caption">A segment starts where a round trip fit no line '
-            "of the one before: the clock stepped there. after tasks: round trips "
-            "sent before the step; at: seconds since the run started; step: the "
-            "jump from the previous segment's line.</p>"
-        )
     return "\n".join(out)
 
 
@@ -359,7 +271,7 @@ def _routing(data: ReportData) -> str:
             "predicted ms", "measured ms", "n")  # fmt: skip
     return "\n".join((
         "<h2>Routing</h2>",
-        _table(head, cells, {2, 3, 4, 5, 6, 7, 8}),
+        table(head, cells, {2, 3, 4, 5, 6, 7, 8}),
         '<p class="caption">Sent counts the attempts each routing policy sent to a '
         "site (one per <code>submitted</code> line), resends the attempts among them "
         "that repeat a task lost elsewhere or there; lost counts the attempts lost at "
@@ -389,7 +301,7 @@ def _health(data: ReportData) -> str:
     head = ("site", "health", "at s", "for s", "reason")
     return "\n".join((
         "<h2>Site health</h2>",
-        _table(head, cells, {2, 3}),
+        table(head, cells, {2, 3}),
         '<p class="caption">Each change of a site\'s health (up, degraded, lost, '
         "recovering), in seconds since the run started, and how long the site "
         "stayed so until its next change; &ge; marks a site's last change, timed "
@@ -410,7 +322,7 @@ def render(data: ReportData, images: Images) -> str:
             _routing(data),
             _health(data),
             _decisions(data, images),
-            _offsets(data),
+            clock_section(data),
         )
         if section  # a journal without routing, health or lost tasks: none such
     )
