@@ -26,6 +26,7 @@ from colmena_fx.data.schemas import DataConfig
 from colmena_fx.data.schemas import MethodData
 from colmena_fx.exceptions import ConfigError
 from colmena_fx.limits import SUBMIT_LIMIT_BYTES
+from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.schema import StrictModel
 from colmena_fx.units import parse_size
@@ -260,8 +261,16 @@ class MethodRoute(StrictModel):
     #: Values for a Globus Compute endpoint's user config template (globus sites),
     #: over the site's own `globus.user_endpoint_config`.
     user_endpoint_config: dict[str, Any] = Field(default_factory=dict)
-    #: Resubmissions after a lost worker or endpoint (never after a user error).
+    #: Resubmissions of a task that failed for one of the reasons in `retry_on`.
     max_retries: int = Field(default=0, ge=0)
+    #: Which failures a resubmission may cure: by default a lost worker or
+    #: endpoint; add `user` to retry a function that raised (as Colmena does).
+    retry_on: list[FailureKind] = Field(
+        default_factory=lambda: [FailureKind.WORKER_LOST, FailureKind.ENDPOINT_LOST]
+    )
+    #: Keep each task's arguments on its delivered result (`result.args`,
+    #: `result.kwargs`); off, they are dropped on delivery to save memory.
+    keep_inputs: bool = False
     #: Seconds a task may take from `submit` to its result; then it fails as a
     #: `timeout` and its site is asked to cancel it. Unset: no limit.
     timeout_s: float | None = Field(default=None, gt=0)
@@ -357,6 +366,9 @@ class FederationConfig(StrictModel):
     #: Site files, relative to the federation file.
     sites: list[Path]
     methods: dict[str, MethodRoute] = Field(default_factory=dict)
+    #: The topics tasks may use ("default" is always one); empty, any name goes.
+    #: Declared, a task or `get_result` on any other topic is an error.
+    topics: list[str] = Field(default_factory=list)
     #: Parent directory of per-run directories (journal, endpoint logs).
     run_dir: Path = Path("runs")
     #: How remote stamps are put on the client's clock, for every site whose file
@@ -371,6 +383,20 @@ class FederationConfig(StrictModel):
     #: Spacing of resubmissions after a lost worker or site.
     retry: RetryBackoff = Field(default_factory=lambda: RetryBackoff())
     source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _routes_use_declared_topics(self) -> FederationConfig:
+        if not self.topics:
+            return self
+        declared = {*self.topics, "default"}
+        for name, route in self.methods.items():
+            for topic in route.topics:
+                if topic not in declared:
+                    raise ValueError(
+                        f"method {name!r} routes topic {topic!r}, which 'topics' "
+                        f"does not declare: add it there ({sorted(declared)})"
+                    )
+        return self
 
     def store_for(self, method: str, site: str) -> str | None:
         """The store that carries `method`'s large values to and from `site`."""

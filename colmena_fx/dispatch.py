@@ -38,7 +38,6 @@ from colmena_fx.transports.health import USABLE
 
 log = logging.getLogger(__name__)
 
-_RETRYABLE = {FailureKind.WORKER_LOST, FailureKind.ENDPOINT_LOST}
 #: How long a site's reported worker count is reused before asking again.
 _CAPACITY_TTL_S = 1.0
 
@@ -285,13 +284,14 @@ class Dispatcher:
 
     def _should_retry(self, task: Task) -> bool:
         result, failure = task.result, task.result.failure
-        retries = result.retries - task.restarts
-        return (
-            self._running
-            and failure is not None
-            and failure.kind in _RETRYABLE
-            and retries < self.config.methods[result.method].max_retries
-        )
+        if not self._running or failure is None:
+            return False
+        route = self.config.methods[result.method]
+        allowed = result.max_retries
+        if allowed is None:
+            allowed = route.max_retries
+        kinds = route.retry_on if result.retry_on is None else result.retry_on
+        return failure.kind in kinds and result.retries - task.restarts < allowed
 
     def _backoff(self, result: Result) -> float:
         retry = self.config.retry

@@ -11,8 +11,6 @@ and one serialization fewer.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +46,8 @@ from colmena_fx.routing import ServiceEstimates
 from colmena_fx.runfiles import read_snapshot
 from colmena_fx.runlog import RunLog
 from colmena_fx.taskcontext import TaskContext
+from colmena_fx.taskrequest import TaskRequest
+from colmena_fx.topics import TopicQueues
 from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
@@ -82,8 +82,7 @@ class Federation:
         #: come (redelivered, reattached or sent again), in submission order.
         self.resumed_pending: list[Result] = []
         self.transports: dict[str, Transport] = {}
-        self._topics: dict[str, queue.Queue[Result]] = {}
-        self._topics_lock = threading.Lock()
+        self._topics = TopicQueues(config.topics)
         self._running = False
         self._dispatch: Dispatcher | None = None
         self._health = HealthHub()
@@ -192,12 +191,15 @@ class Federation:
             self.journal, redeliver=self._redeliver, fail=self._deliver,
         )  # fmt: skip
         self.resumed, self.resumed_pending = done.delivered, done.pending
+        for result in done.pending:  # their results are still owed to the thinker
+            self._topics.expect(result.topic)
         for result in done.delivered:  # the live view counts the whole run
             self.latency.completed(result)
 
     def _redeliver(self, result: Result) -> None:
         """A result the earlier client had and the thinker never took."""
-        self._topic(result.topic).put(result)
+        self._topics.expect(result.topic)
+        self._topics.put(result)
         self.latency.completed(result)
 
     def stop(self) -> None:
@@ -252,6 +254,14 @@ class Federation:
     def methods(self) -> list[str]:
         return sorted(self._functions)
 
+    def declare_topics(self, topics: Iterable[str]) -> None:
+        """Allow only `topics` (and "default"), as `topics:` in the file would."""
+        if self._running:
+            raise UsageError("declare topics before the federation starts")
+        names = sorted(set(topics) - {"default"})
+        self.config = self.config.model_copy(update={"topics": names})
+        self._topics = TopicQueues(names)
+
     def route(self, method: str) -> MethodRoute:
         try:
             return self.config.methods[method]
@@ -264,19 +274,25 @@ class Federation:
         self,
         method: str,
         *args: Any,
+        kwargs: dict[str, Any] | None = None,
         topic: str = "default",
         resources: ResourceRequirements | dict[str, Any] | None = None,
         task_info: dict[str, Any] | None = None,
         timeout_s: float | None = None,
-        **kwargs: Any,
+        keep_inputs: bool | None = None,
+        max_retries: int | None = None,
+        retry_on: Iterable[FailureKind | str] | None = None,
     ) -> str:
         """Send `method(*args, **kwargs)` to one of its sites; returns the task id.
 
-        Raises in the caller's thread for an unknown method, arguments that cannot be
-        serialized, a `task_info` the journal cannot hold, a journal that stopped
-        writing, or a federation that is not running. Anything later arrives as a
-        (possibly failed) `Result` on `topic`. `timeout_s` (else the method's) is the
-        most seconds until the result: past it, the task fails as a `timeout`.
+        The function's keyword arguments go in `kwargs`, so that none of them can
+        be mistaken for an option of `submit`. Raises in the caller's thread for an
+        unknown method or topic, arguments that cannot be serialized, a
+        `task_info` the journal cannot hold, a journal that stopped writing, or a
+        federation that is not running. Anything later arrives as a (possibly
+        failed) `Result` on `topic`. `timeout_s` (else the method's) is the most
+        seconds until the result: past it, the task fails as a `timeout`.
+        `keep_inputs`, `max_retries` and `retry_on` override the method's.
         """
         if not self._running or self._dispatch is None:
             raise FederationNotRunningError(
@@ -287,27 +303,26 @@ class Federation:
             raise self._run.error
         route = self.route(method)
         check_journalable(topic, task_info)
-        if timeout_s is not None and not timeout_s > 0:
-            raise UsageError(f"timeout_s must be a positive number, not {timeout_s!r}")
+        self._topics.check(topic)
+        request = TaskRequest.of(
+            method, route, args, kwargs, resources, timeout_s, max_retries, retry_on
+        )
         candidates = route.sites_for(topic)
         for site in candidates:
             if site not in self.transports:
                 raise UnknownSiteError(
                     f"method {method!r} routes to unknown site {site!r}"
                 )
-        if resources is None:
-            resources = route.resources
-        elif isinstance(resources, dict):
-            resources = ResourceRequirements.model_validate(resources)
         result = Result(
-            method=method, topic=topic, resources=resources, task_info=task_info or {},
+            method=method, topic=topic, resources=request.resources,
+            task_info=task_info or {}, max_retries=max_retries,
+            retry_on=request.retry_on,
         )  # fmt: skip
+        if route.keep_inputs if keep_inputs is None else keep_inputs:
+            result.keep(request.args, request.kwargs)
         result.stamp(Stamp.CREATED)
         task = Task(
-            result,
-            self._functions[method],
-            candidates,
-            timeout_s=timeout_s if timeout_s is not None else route.timeout_s,
+            result, self._functions[method], candidates, timeout_s=request.timeout_s
         )
         choice = self._dispatch.choose(task)
         # The inputs are packed for one site's data store: only sites that read
@@ -318,7 +333,7 @@ class Federation:
             s for s in candidates if self.config.store_for(method, s) == store
         ]
         context = TaskContext(result.task_id, method, task.timeout_s)
-        result.inputs = self.data.pack(result, args, kwargs, context)
+        result.inputs = self.data.pack(result, request.args, request.kwargs, context)
         result.sizes.inputs = len(result.inputs)
         result.stamp(Stamp.SERIALIZED)
         try:  # on disk before it is sent: a client restart can send it again
@@ -326,6 +341,7 @@ class Federation:
         except BaseException:
             self.data.abandoned(result)
             raise
+        self._topics.expect(topic)
         self._dispatch.add(task)
         if choice is None:
             result.site = None
@@ -335,6 +351,7 @@ class Federation:
             self._dispatch.send(task, *choice)
         except BaseException:
             self._dispatch.discard(task)
+            self._topics.forget(topic)
             self.data.abandoned(result)
             raise
         return result.task_id
@@ -367,33 +384,44 @@ class Federation:
         if self.journal is not None:
             self.journal.record("completed", brief(result))
         self.data.completed(result)
-        self._topic(result.topic).put(result)
+        self._topics.put(result)
         self.estimates.observe(result)
         self.latency.completed(result)  # after: the thinker need not wait for it
-
-    def _topic(self, topic: str) -> queue.Queue[Result]:
-        with self._topics_lock:
-            q = self._topics.get(topic)
-            if q is None:
-                q = self._topics[topic] = queue.Queue()
-            return q
 
     def get_result(
         self, topic: str = "default", timeout: float | None = None
     ) -> Result | None:
         """The next finished task of `topic`, or None after `timeout` seconds."""
-        try:
-            result = self._topic(topic).get(timeout=timeout)
-        except queue.Empty:
+        self._topics.check(topic)
+        result = self._topics.take(topic, timeout)
+        if result is None:
             return None
         delivered = result.stamp(Stamp.DELIVERED)
-        result.inputs = b""  # the caller has them; keep the record small
+        if not result.keep_inputs:
+            result.inputs = b""  # the caller has them; keep the record small
         if self._run is not None:  # at once: a result taken is never redelivered
             self._run.keep_taken(result)
         if self.journal is not None:
             self.journal.record_result("delivered", result)
         self.latency.stamped(result.task_id, Stamp.DELIVERED, delivered.time_ns)
         return result
+
+    def outstanding(self, topic: str | None = None) -> int:
+        """Tasks of `topic` (None: of any) whose final result is not yet taken."""
+        return self._topics.outstanding(topic)
+
+    def wait_until_done(self, timeout: float | None = None) -> bool:
+        """Wait until every task submitted has had its result taken (or for at
+        most `timeout` seconds); whether it has."""
+        return self._topics.wait_until_done(timeout)
+
+    def flush(self) -> list[Result]:
+        """Take every result waiting on any topic now, and return them."""
+        taken = []
+        for topic in self._topics.queued():
+            while (result := self.get_result(topic, timeout=0)) is not None:
+                taken.append(result)
+        return taken
 
     def processed(self, result: Result) -> None:
         """The thinker is done with `result`: stamps the end of its `thinker` hop.

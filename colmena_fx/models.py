@@ -17,7 +17,11 @@ from typing import NamedTuple
 
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import PrivateAttr
+from pydantic import model_validator
 
+from colmena_fx import serialize
+from colmena_fx.exceptions import UsageError
 from colmena_fx.schema import StrictModel
 
 #: The name of this host, stamped on every event as its clock domain: its hostname,
@@ -109,10 +113,30 @@ class ResourceRequirements(StrictModel):
     #: Passed through as-is for engine-specific keys.
     extra: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _colmena_names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for colmena, ours in _COLMENA_RESOURCES.items():
+                if colmena in data:
+                    raise ValueError(
+                        f"{colmena!r} is Colmena's name: write {ours} (or use "
+                        f"colmena_fx.colmena.models.ResourceRequirements, which "
+                        f"takes Colmena's names)"
+                    )
+        return data
+
     def to_resource_specification(self) -> dict[str, Any]:
         spec = self.model_dump(exclude={"extra"}, exclude_none=True)
         spec.update(self.extra)
         return spec
+
+
+_COLMENA_RESOURCES = {
+    "node_count": "'num_nodes'",
+    "cpu_processes": "'ranks_per_node'",
+    "cpu_threads": "the threads in the site's 'local.env' (OMP_NUM_THREADS)",
+}
 
 
 class FailureKind(StrEnum):
@@ -177,18 +201,55 @@ class Result(StrictModel):
     #: The group its service filed it under (a Globus Compute task group), whose
     #: result queue a client that restarted watches again.
     remote_group: str | None = None
-    #: Serialized (args, kwargs); cleared after delivery unless kept by the caller.
+    #: The serialized request; cleared on delivery unless `keep_inputs`.
     inputs: bytes = b""
+    #: Whether `args` and `kwargs` stay readable on the delivered result.
+    keep_inputs: bool = False
     value: Any = None
     success: bool | None = None
+    #: False on the intermediate results a generator method yields as it runs.
+    complete: bool = True
     failure: Failure | None = None
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     task_info: dict[str, Any] = Field(default_factory=dict)
     retries: int = 0
+    #: This task's own `max_retries` and `retry_on`; None: its method's.
+    max_retries: int | None = None
+    retry_on: list[FailureKind] | None = None
     #: How the site of the last attempt was chosen.
     routing: Routing | None = None
     sizes: Sizes = Field(default_factory=Sizes)
     timeline: Timeline = Field(default_factory=Timeline)
+
+    #: The arguments as submitted, while `keep_inputs` keeps them.
+    _kept: tuple[tuple[Any, ...], dict[str, Any]] | None = PrivateAttr(default=None)
+
+    def keep(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Hold the arguments for `args`/`kwargs` (the objects, not copies)."""
+        self.keep_inputs = True
+        self._kept = (tuple(args), dict(kwargs))
+
+    def _inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if self._kept is None and self.inputs:  # a resumed run's request
+            args, kwargs, *_ = serialize.loads(self.inputs)
+            self._kept = (tuple(args), dict(kwargs))
+        if self._kept is None:
+            raise UsageError(
+                f"the inputs of task {self.task_id} were not kept: submit it with "
+                f"keep_inputs=True, or set 'keep_inputs: true' on method "
+                f"{self.method!r} in the federation file"
+            )
+        return self._kept
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """The positional arguments of the task (needs `keep_inputs`)."""
+        return self._inputs()[0]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the task (needs `keep_inputs`)."""
+        return self._inputs()[1]
 
     def stamp(self, name: str, host: str = HOST, time_ns: int | None = None) -> Event:
         return self.timeline.stamp(name, host=host, time_ns=time_ns)

@@ -135,6 +135,9 @@ def _request(header: dict[str, Any], inputs: bytes) -> Request:
         resources=ResourceRequirements.model_validate(header.get("resources", {})),
         task_info=header.get("task_info") or {},
         inputs=inputs,
+        keep_inputs=header.get("keep_inputs", False),
+        max_retries=header.get("max_retries"),
+        retry_on=header.get("retry_on"),
         timeline=timeline,
     )
     result.sizes.inputs = len(inputs)

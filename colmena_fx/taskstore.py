@@ -67,6 +67,9 @@ class TaskStore:
             "task_info": result.task_info,
             "timeout_s": timeout_s,
             "candidates": candidates,
+            "keep_inputs": result.keep_inputs,
+            "max_retries": result.max_retries,
+            "retry_on": result.retry_on,
             # The client's stamps so far (`created`, the stores' puts, `serialized`).
             "events": [list(event) for event in result.timeline.events],
         }

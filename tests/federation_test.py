@@ -45,7 +45,10 @@ def test_values_round_trip_with_every_event_stamped(cpu_federation: Federation) 
 def test_kwargs_and_many_threads_submitting(cpu_federation: Federation) -> None:
     with ThreadPoolExecutor(8) as pool:
         ids = list(
-            pool.map(lambda i: cpu_federation.submit("add", i, b=1000), range(200))
+            pool.map(
+                lambda i: cpu_federation.submit("add", i, kwargs={"b": 1000}),
+                range(200),
+            )
         )
     results = [cpu_federation.get_result(timeout=60) for _ in ids]
     assert all(r is not None and r.success for r in results)

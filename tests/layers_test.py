@@ -28,8 +28,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("latency", ("latency",)),
     ("endpoint", ("endpoint",)),
     ("transports", ("transports",)),
-    ("federation", ("routing", "dispatch", "resume", "healthhub", "federation")),
+    ("federation", ("routing", "dispatch", "resume", "healthhub", "topics",
+                    "taskrequest", "federation")),
     ("thinker", ("thinker",)),
+    ("colmena compatibility", ("colmena",)),
     ("tools", ("live", "probe", "report", "sitefiles")),
     ("command line", ("cli",)),
 ]  # fmt: skip

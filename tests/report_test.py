@@ -213,7 +213,7 @@ def run_small_campaign(federation: Federation, tasks: int = 36) -> None:
 
     def submit(i: int) -> None:
         if i % 2:
-            federation.submit("add", i, b=1)
+            federation.submit("add", i, kwargs={"b": 1})
         elif i % 9 == 0:
             federation.submit("fail_with", f"task {i} fails")
         else:

@@ -1,51 +1,80 @@
-"""Decorators that turn thinker methods into agents, as in Colmena.
+"""Decorators that turn thinker methods into agents, with Colmena's signatures.
 
-Each decorator returns a function of the thinker that runs the agent's loop; the
-loops poll `thinker.done` at least every `REACTION_S` seconds, so a finished or
-crashed campaign stops every agent promptly.
+Each decorator returns a function of the thinker that runs the agent's loop and
+registers it with an `AgentSpec`, which `BaseThinker` reads to start the agents.
+The loops poll `thinker.done` at least every `REACTION_S` seconds, so a finished
+or crashed campaign stops every agent promptly. Counts given as strings
+(`n_slots="batch_size"`, `max_slots="ml_slots"`) name an attribute of the thinker,
+read when the agent starts.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from typing import Literal
 from typing import TypeVar
 from typing import overload
 
 from colmena_fx.exceptions import UsageError
-from colmena_fx.models import Result
 from colmena_fx.thinker.protocols import AgentHost
+from colmena_fx.thinker.reallocator import ReallocatorThread
 
 #: Longest time an agent loop takes to notice that the campaign is done.
 REACTION_S = 0.25
 
+Kind = Literal["agent", "result_processor", "task_submitter", "event_responder"]
 Method = TypeVar("Method", bound=Callable[..., Any])
 Host = TypeVar("Host", bound=AgentHost)
 #: A thinker method that an agent loop calls; what it returns is ignored.
 Step = Callable[[Host], object]
-#: A result processor's method.
-Processor = Callable[[Host, Result], object]
+#: A result processor's method; it receives the thinker's kind of result.
+Processor = Callable[[Host, Any], object]
 #: The loop a decorator makes of a method: the thinker runs it in a thread.
 Loop = Callable[[Host], None]
+#: A count, or the name of the thinker's attribute that holds it.
+Count = int | str
 
-_AGENT = "_colmena_agent"
-_STARTUP = "_colmena_startup"
+_SPEC = "__colmena_fx_agent__"
 
 
-def _mark(function: Method, startup: bool) -> Method:
-    setattr(function, _AGENT, True)
-    setattr(function, _STARTUP, startup)
+@dataclass(frozen=True)
+class AgentSpec:
+    """How the thinker runs one agent."""
+
+    kind: Kind
+    #: A startup agent may return without ending the campaign.
+    startup: bool = False
+    #: An event responder's event: its responders answer each set together.
+    event_name: str | None = None
+
+
+def _register(function: Method, spec: AgentSpec) -> Method:
+    setattr(function, _SPEC, spec)
     return function
 
 
-def is_agent(function: object) -> bool:
-    return bool(getattr(function, _AGENT, False))
+def agent_spec(function: object) -> AgentSpec | None:
+    """The spec of a decorated method, or None for any other attribute."""
+    spec = getattr(function, _SPEC, None)
+    return spec if isinstance(spec, AgentSpec) else None
 
 
-def is_startup(function: object) -> bool:
-    return bool(getattr(function, _STARTUP, False))
+def resolve_count(thinker: object, count: Count | None, what: str) -> int | None:
+    """`count`, or the integer attribute of the thinker that it names."""
+    if count is None or isinstance(count, int):
+        return count
+    value = getattr(thinker, count, None)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UsageError(
+            f"{what}={count!r} names an attribute of {type(thinker).__name__}, "
+            f"which must hold a whole number; it holds {value!r}"
+        )
+    return value
 
 
 @overload
@@ -62,7 +91,7 @@ def agent(
     """
 
     def decorate(method: Method) -> Method:
-        return _mark(method, startup)
+        return _register(method, AgentSpec("agent", startup=startup))
 
     return decorate if function is None else decorate(function)
 
@@ -76,18 +105,29 @@ def result_processor(
 def result_processor(
     function: Processor[Host] | None = None, *, topic: str = "default"
 ) -> Loop[Host] | Callable[[Processor[Host]], Loop[Host]]:
-    """Call the method with every result of `topic` until the campaign is done."""
+    """Call the method with every result of `topic`.
+
+    Once the campaign is done it goes on with the results still to come (tasks
+    in flight, and those the task submitters send before they notice), as
+    Colmena's do; a crash or Ctrl-C stops it at once.
+    """
 
     def decorate(method: Processor[Host]) -> Loop[Host]:
         @functools.wraps(method)
         def loop(thinker: Host) -> None:
-            while not thinker.done.is_set():
-                result = thinker.federation.get_result(topic, timeout=REACTION_S)
-                if result is not None:
-                    method(thinker, result)
-                    thinker.federation.processed(result)
+            while not thinker.done.is_set() or thinker.keep_draining(topic):
+                result = thinker.next_result(topic, REACTION_S)
+                if result is None:
+                    continue
+                started = time.perf_counter()
+                method(thinker, result)
+                thinker.result_processed(result)
+                thinker.logger.debug(
+                    "processed a result of topic %r in %.3f s",
+                    topic, time.perf_counter() - started,
+                )  # fmt: skip
 
-        return _mark(loop, startup=False)
+        return _register(loop, AgentSpec("result_processor"))
 
     return decorate if function is None else decorate(function)
 
@@ -96,13 +136,13 @@ def result_processor(
 def task_submitter(function: Step[Host]) -> Loop[Host]: ...
 @overload
 def task_submitter(
-    *, task_type: str | None = None, n_slots: int = 1
+    *, task_type: str | None = None, n_slots: Count = 1
 ) -> Callable[[Step[Host]], Loop[Host]]: ...
 def task_submitter(
     function: Step[Host] | None = None,
     *,
     task_type: str | None = None,
-    n_slots: int = 1,
+    n_slots: Count = 1,
 ) -> Loop[Host] | Callable[[Step[Host]], Loop[Host]]:
     """Call the method each time `n_slots` of `task_type` are free (it submits a task).
 
@@ -119,11 +159,13 @@ def task_submitter(
                     f"task_submitter {method.__name__!r} needs a ResourceCounter: pass "
                     f"resource_counter= to the thinker"
                 )
+            count = resolve_count(thinker, n_slots, "n_slots")
+            assert count is not None
             while not thinker.done.is_set():
-                if rec.acquire(task_type, n_slots, cancel_if=thinker.done):
+                if rec.acquire(task_type, count, cancel_if=thinker.done):
                     method(thinker)
 
-        return _mark(loop, startup=False)
+        return _register(loop, AgentSpec("task_submitter"))
 
     return decorate if function is None else decorate(function)
 
@@ -137,7 +179,8 @@ def event_responder(
     gather_from: str | None = None,
     gather_to: str | None = None,
     disperse_to: str | None = None,
-    max_slots: int | None = None,
+    max_slots: Count | None = None,
+    slot_step: int = 1,
 ) -> Loop[Host]: ...
 @overload
 def event_responder(
@@ -147,7 +190,8 @@ def event_responder(
     gather_from: str | None = None,
     gather_to: str | None = None,
     disperse_to: str | None = None,
-    max_slots: int | None = None,
+    max_slots: Count | None = None,
+    slot_step: int = 1,
 ) -> Callable[[Step[Host]], Loop[Host]]: ...
 def event_responder(
     function: Step[Host] | None = None,
@@ -157,15 +201,22 @@ def event_responder(
     gather_from: str | None = None,
     gather_to: str | None = None,
     disperse_to: str | None = None,
-    max_slots: int | None = None,
+    max_slots: Count | None = None,
+    slot_step: int = 1,
 ) -> Loop[Host] | Callable[[Step[Host]], Loop[Host]]:
     """Call the method each time the thinker's `threading.Event` `event_name` is set.
 
-    The event is cleared before the call, so the method may set it again. With
-    `reallocate_resources`, slots move from `gather_from` to `gather_to` (up to
-    `max_slots`) in the background while the method runs, and the slots gathered go
-    to `disperse_to` once it returns.
+    Every responder of the event answers each set once: they start together, and
+    the event is cleared as they start, so a method may set it again. With
+    `reallocate_resources`, a `ReallocatorThread` moves slots from `gather_from`
+    to `gather_to` (until that pool holds `max_slots`, `slot_step` at a time)
+    while the method runs, then every slot of `gather_to` to `disperse_to`.
     """
+    if reallocate_resources and gather_from == gather_to:
+        raise UsageError(
+            f"event_responder on {event_name!r}: gather_from and gather_to are both "
+            f"{gather_from!r}; slots must move between two pools"
+        )
 
     def decorate(method: Step[Host]) -> Loop[Host]:
         @functools.wraps(method)
@@ -176,66 +227,28 @@ def event_responder(
                     f"event_responder {method.__name__!r} waits on "
                     f"self.{event_name}, which is not a threading.Event"
                 )
+            cap = resolve_count(thinker, max_slots, "max_slots")
+            round_ = thinker.event_round(event_name)
             while not thinker.done.is_set():
-                if not event.wait(REACTION_S):
+                if not event.wait(REACTION_S) or not round_.join(thinker.done):
                     continue
-                event.clear()
                 if not reallocate_resources:
                     method(thinker)
                     continue
-                gatherer = _Gatherer(thinker, gather_from, gather_to, max_slots)
-                gatherer.start()
+                if thinker.rec is None:
+                    raise UsageError("reallocate_resources needs a ResourceCounter")
+                mover = ReallocatorThread(
+                    thinker.rec, gather_from, gather_to, disperse_to,
+                    max_slots=cap, slot_step=slot_step, cancel_if=thinker.done,
+                    logger_name=f"{thinker.logger.name}.allocate",
+                )  # fmt: skip
+                mover.start()
                 try:
                     method(thinker)
                 finally:
-                    moved = gatherer.finish()
-                if moved and thinker.rec is not None:
-                    thinker.rec.reallocate(
-                        gather_to, disperse_to, moved, cancel_if=thinker.done
-                    )
+                    mover.stop_event.set()
+                    mover.join()
 
-        return _mark(loop, startup=False)
+        return _register(loop, AgentSpec("event_responder", event_name=event_name))
 
     return decorate if function is None else decorate(function)
-
-
-class _Gatherer(threading.Thread):
-    """Moves slots one at a time into a pool while an event responder runs."""
-
-    def __init__(
-        self,
-        thinker: AgentHost,
-        source: str | None,
-        target: str | None,
-        max_slots: int | None,
-    ) -> None:
-        super().__init__(name="cfx-gather", daemon=True)
-        if thinker.rec is None:
-            raise UsageError("reallocate_resources needs a ResourceCounter")
-        self.rec = thinker.rec
-        self.done = thinker.done
-        self.source, self.target, self.max_slots = source, target, max_slots
-        self.moved = 0
-        self._stop_gathering = threading.Event()
-
-    def run(self) -> None:
-        while not (self._stop_gathering.is_set() or self.done.is_set()):
-            if self.max_slots is not None and self.moved >= self.max_slots:
-                return
-            if self.rec.allocated_slots(self.source) == 0:
-                self._stop_gathering.wait(REACTION_S)
-                continue
-            try:
-                moved = self.rec.reallocate(
-                    self.source, self.target, 1, timeout=REACTION_S,
-                    cancel_if=self._stop_gathering,
-                )  # fmt: skip
-            except UsageError:  # another thread emptied the pool meanwhile
-                continue
-            self.moved += int(moved)
-
-    def finish(self) -> int:
-        """Stop gathering; the number of slots moved."""
-        self._stop_gathering.set()
-        self.join()
-        return self.moved

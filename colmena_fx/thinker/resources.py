@@ -4,14 +4,34 @@ A thinker with 8 workers might give 6 to simulations and 2 to training, then mov
 them all to simulations while no model is being trained. Slots start unallocated
 (the pool `None`); a pool's *allocated* slots are those assigned to it, its
 *available* slots those not acquired by a running task.
+
+The calls keep Colmena's names and defaults (`ResourceCounter(8)`, `release()`,
+`reallocate(a, b, "all")`), but a timeout is `None` to wait forever: Colmena's
+`-1` is refused with that fix rather than read as "forever" by one call and as
+"already past" by another.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+from typing import Literal
+from typing import Protocol
 
 from colmena_fx.exceptions import UsageError
+
+
+class CancelFlag(Protocol):
+    """What `cancel_if` needs: a `threading.Event`, or anything with `is_set`."""
+
+    def is_set(self) -> bool: ...
+
+
+#: `reallocate`'s count: a number of slots, or every slot allocated to the pool.
+SlotCount = int | Literal["all"]
 
 
 class ResourceCounter:
@@ -20,14 +40,22 @@ class ResourceCounter:
     #: Longest wait between checks of a `cancel_if` event, in seconds.
     poll_s = 0.05
 
-    def __init__(self, total_slots: int, task_types: list[str]) -> None:
+    def __init__(self, total_slots: int, task_types: Iterable[str] = ()) -> None:
         if total_slots < 0:
             raise UsageError(f"total_slots must be >= 0, got {total_slots}")
+        names = list(task_types)
+        if None in names:
+            raise UsageError(
+                "None is the pool of unallocated slots, not a task type: list only "
+                "the named task types"
+            )
+        if len(set(names)) != len(names):
+            raise UsageError(f"task_types lists a name twice: {names}")
         self.total_slots = total_slots
-        self.task_types = list(task_types)
+        self.task_types: list[str] = names
         self._allocated: dict[str | None, int] = {None: total_slots}
         self._available: dict[str | None, int] = {None: total_slots}
-        for task_type in self.task_types:
+        for task_type in names:
             self._allocated[task_type] = 0
             self._available[task_type] = 0
         self._changed = threading.Condition()
@@ -59,7 +87,7 @@ class ResourceCounter:
         task_type: str | None,
         n_slots: int,
         timeout: float | None,
-        cancel_if: threading.Event | None,
+        cancel_if: CancelFlag | None,
     ) -> bool:
         """With the lock held: wait until `n_slots` are available in `task_type`."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -80,18 +108,29 @@ class ResourceCounter:
         task_type: str | None,
         n_slots: int,
         timeout: float | None = None,
-        cancel_if: threading.Event | None = None,
+        cancel_if: CancelFlag | None = None,
     ) -> bool:
         """Take `n_slots` of `task_type` for a task; False on timeout or cancel."""
         self._check(task_type)
+        _check_timeout(timeout)
         with self._changed:
             if not self._wait_for(task_type, n_slots, timeout, cancel_if):
                 return False
             self._available[task_type] -= n_slots
             return True
 
-    def release(self, task_type: str | None, n_slots: int) -> None:
-        """Give back `n_slots` of `task_type` taken by `acquire`."""
+    def release(
+        self,
+        task_type: str | None = None,
+        n_slots: int = 1,
+        rerequest: bool = False,
+        timeout: float | None = None,
+    ) -> bool | None:
+        """Give back `n_slots` of `task_type` taken by `acquire`.
+
+        With `rerequest`, take them again at once (as `acquire` would, so another
+        waiting thread may get them first) and return whether that succeeded.
+        """
         self._check(task_type)
         with self._changed:
             in_use = self._allocated[task_type] - self._available[task_type]
@@ -102,29 +141,75 @@ class ResourceCounter:
                 )
             self._available[task_type] += n_slots
             self._changed.notify_all()
+        return self.acquire(task_type, n_slots, timeout=timeout) if rerequest else None
 
     def reallocate(
         self,
         task_from: str | None,
         task_to: str | None,
-        n_slots: int,
+        n_slots: SlotCount,
         timeout: float | None = None,
-        cancel_if: threading.Event | None = None,
+        cancel_if: CancelFlag | None = None,
+        block: bool = True,
+        callback: Callable[[], Any] | None = None,
     ) -> bool:
-        """Move `n_slots` from one pool to another once they are free in the first."""
+        """Move `n_slots` (or `"all"` allocated) from one pool to another, once
+        they are free in the first.
+
+        With `block=False` the move happens on a thread of its own, which then
+        calls `callback`; the call returns True at once.
+        """
         self._check(task_from)
         self._check(task_to)
+        _check_timeout(timeout)
+        if task_from == task_to:
+            raise UsageError(
+                f"cannot move slots from {task_from!r} to itself: name two pools"
+            )
+        if n_slots != "all" and (not isinstance(n_slots, int) or n_slots < 0):
+            raise UsageError(f"n_slots must be a count >= 0 or 'all', not {n_slots!r}")
+        if not block:
+            threading.Thread(
+                target=self._reallocate_then,
+                args=(task_from, task_to, n_slots, timeout, cancel_if, callback),
+                name="cfx-reallocate",
+                daemon=True,
+            ).start()
+            return True
         with self._changed:
-            if n_slots > self._allocated[task_from]:
+            count = self._allocated[task_from] if n_slots == "all" else n_slots
+            if count > self._allocated[task_from]:
                 raise UsageError(
-                    f"cannot move {n_slots} slots from {task_from!r}: it has only "
+                    f"cannot move {count} slots from {task_from!r}: it has only "
                     f"{self._allocated[task_from]}"
                 )
-            if not self._wait_for(task_from, n_slots, timeout, cancel_if):
+            if not self._wait_for(task_from, count, timeout, cancel_if):
                 return False
-            self._allocated[task_from] -= n_slots
-            self._available[task_from] -= n_slots
-            self._allocated[task_to] += n_slots
-            self._available[task_to] += n_slots
+            self._allocated[task_from] -= count
+            self._available[task_from] -= count
+            self._allocated[task_to] += count
+            self._available[task_to] += count
             self._changed.notify_all()
             return True
+
+    def _reallocate_then(
+        self,
+        task_from: str | None,
+        task_to: str | None,
+        n_slots: SlotCount,
+        timeout: float | None,
+        cancel_if: CancelFlag | None,
+        callback: Callable[[], Any] | None,
+    ) -> None:
+        self.reallocate(
+            task_from, task_to, n_slots, timeout=timeout, cancel_if=cancel_if
+        )
+        if callback is not None:
+            callback()
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise UsageError(
+            f"timeout must be None (wait forever) or >= 0 seconds, not {timeout!r}"
+        )

@@ -64,12 +64,12 @@ def campaign(federation: Federation, rounds: int, batches: int, seed: int) -> No
         federation.submit("simulate", point)
     y = np.array([r.value for r in _wait(federation, len(x))])
     for round_ in range(1, rounds + 1):
-        federation.submit("train", x, y, seed=round_)
+        federation.submit("train", x, y, kwargs={"seed": round_})
         model = _wait(federation, 1)[0].value  # a proxy: the weights stay stored
         best = x[np.argmin(y)]
         for _ in range(batches):
             candidates = _candidates(rng, best, spread=BOUND / (2 * round_))
-            federation.submit("screen", model, candidates, keep=2)
+            federation.submit("screen", model, candidates, kwargs={"keep": 2})
         del model  # the screening tasks in flight still hold it
         picks = np.vstack([r.value for r in _wait(federation, batches)])
         for point in picks:

@@ -8,6 +8,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,18 +42,23 @@ class InMemoryFederation:
         self.topics: defaultdict[str, queue.Queue[Result]] = defaultdict(queue.Queue)
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="in-memory")
         self.submitted: list[str] = []
+        self.owed: Counter[str] = Counter()
+        self.lock = threading.Lock()
         InMemoryFederation.made.append(self)
 
     def submit(
-        self, method: str, *args: Any, topic: str = "default",
-        resources: Any = None, task_info: dict[str, Any] | None = None, **kwargs: Any,
+        self, method: str, *args: Any, kwargs: dict[str, Any] | None = None,
+        topic: str = "default", resources: Any = None,
+        task_info: dict[str, Any] | None = None, **options: Any,
     ) -> str:  # fmt: skip
         result = Result(method=method, topic=topic, task_info=task_info or {})
         self.submitted.append(method)
+        with self.lock:
+            self.owed[topic] += 1
 
         def run() -> None:
             try:
-                result.value = self.functions[method](*args, **kwargs)
+                result.value = self.functions[method](*args, **(kwargs or {}))
                 result.success = True
             except Exception:
                 result.success = False
@@ -65,9 +71,16 @@ class InMemoryFederation:
         self, topic: str = "default", timeout: float | None = None
     ) -> Result | None:
         try:
-            return self.topics[topic].get(timeout=timeout)
+            result = self.topics[topic].get(timeout=timeout)
         except queue.Empty:
             return None
+        with self.lock:
+            self.owed[topic] -= 1
+        return result
+
+    def outstanding(self, topic: str | None = None) -> int:
+        with self.lock:
+            return sum(self.owed.values()) if topic is None else self.owed[topic]
 
     def processed(self, result: Result) -> None:
         result.stamp(Stamp.PROCESSED)
@@ -123,7 +136,7 @@ class Campaign(BaseThinker):
 
     @event_responder(
         event_name="retrain", reallocate_resources=True,
-        gather_from="sim", gather_to="ml", disperse_to="sim", max_slots=1,
+        gather_from="sim", gather_to="ml", disperse_to="sim", max_slots=2,
     )  # fmt: skip
     def train(self) -> None:
         self.federation.submit("square", len(self.values), topic="ml")

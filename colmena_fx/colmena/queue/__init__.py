@@ -1,0 +1,9 @@
+"""Colmena's queues (`colmena.queue`), bound to a federation by the task server."""
+
+from __future__ import annotations
+
+from colmena_fx.colmena.queue.base import ColmenaQueues
+from colmena_fx.colmena.queue.base import PipeQueues
+from colmena_fx.colmena.queue.base import RedisQueues
+
+__all__ = ["ColmenaQueues", "PipeQueues", "RedisQueues"]
