@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from colmena_fx.colmena.queue.base import ColmenaQueues
-from colmena_fx.colmena.queue.base import PipeQueues
-from colmena_fx.colmena.queue.base import RedisQueues
+from colmena_fx.colmena.queue.python import PipeQueues
+from colmena_fx.colmena.queue.redis import RedisQueues
 
 __all__ = ["ColmenaQueues", "PipeQueues", "RedisQueues"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from collections.abc import Collection
 from typing import Any
 
@@ -53,8 +54,10 @@ class ColmenaQueues:
         self.keep_inputs = keep_inputs
         self.role = "any"
         self.federation: Federation | None = None
-        #: Set by `send_kill_signal`: the task server stops the federation.
+        #: Set by `send_kill_signal`, once it has called `on_kill`'s callbacks
+        #: (the task server's `stop`).
         self.killed = threading.Event()
+        self.on_kill: list[Callable[[], None]] = []
         #: Colmena's resources of each task in flight, returned on its result.
         self._resources: dict[str, ResourceRequirements] = {}
         self._lock = threading.Lock()
@@ -178,7 +181,11 @@ class ColmenaQueues:
                     self._resources.pop(native.task_id, None)
 
     def send_kill_signal(self) -> None:
-        """Tell the task server to stop: its `join()` returns once it has."""
+        """Stop the task server: its federation stops here, before this returns
+        (tasks still running fail as stopped; take their results first, e.g. by
+        `wait_until_done`), and its `join()` returns."""
+        for stop in self.on_kill:
+            stop()
         self.killed.set()
 
 
@@ -203,27 +210,3 @@ class _BoundClient:
     def outstanding(self, topic: str | None = None) -> int:
         federation = self.queues.federation
         return 0 if federation is None else federation.outstanding(topic)
-
-
-class PipeQueues(ColmenaQueues):
-    """Colmena's default queues; the same federation view here."""
-
-
-class RedisQueues(ColmenaQueues):
-    """Colmena's Redis queues: the federation carries the tasks, so no Redis server
-    is needed; the address is accepted and not used."""
-
-    def __init__(
-        self,
-        hostname: str = "127.0.0.1",
-        port: int = 6379,
-        prefix: str | None = None,
-        topics: Collection[str] = (),
-        **options: Any,
-    ) -> None:
-        super().__init__(topics, **options)
-        log.info(
-            "RedisQueues(%s:%s): the federation carries tasks and results; no "
-            "Redis server is used",
-            hostname, port,
-        )  # fmt: skip

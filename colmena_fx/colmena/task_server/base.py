@@ -66,11 +66,11 @@ class FederationTaskServer:
         """Start every site, then bind the queues (returns once sites are up)."""
         self.federation.start()
         self.queues.bind(self.federation)
+        self.queues.on_kill.append(self.stop)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for `queues.send_kill_signal()`, then stop the federation."""
-        if self.queues.killed.wait(timeout):
-            self.stop()
+        """Wait until `queues.send_kill_signal()` has stopped the federation."""
+        self.queues.killed.wait(timeout)
 
     def stop(self) -> None:
         """Stop every site now; tasks still running are failed as stopped."""
