@@ -130,6 +130,31 @@ class DataStoreError(ColmenaFXError, RuntimeError):
         return (_rebuild, (type(self), str(self), self.__dict__))
 
 
+class ExecutableError(ColmenaFXError, RuntimeError):
+    """An executable method's program could not be started, or exited with an error.
+
+    `command` is the command line as run, `exit_code` its status (None when it never
+    started; negative for a signal), `run_dir` the task's directory, kept with the
+    program's files and output for a look.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: list[str],
+        exit_code: int | None = None,
+        run_dir: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.exit_code = exit_code
+        self.run_dir = run_dir
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
 def _rebuild(cls: type[Exception], message: str, fields: dict[str, Any]) -> Exception:
     error = cls.__new__(cls)
     Exception.__init__(error, message)

@@ -332,7 +332,9 @@ class Federation:
         task.candidates = [
             s for s in candidates if self.config.store_for(method, s) == store
         ]
-        context = TaskContext(result.task_id, method, task.timeout_s)
+        resources = request.resources
+        asked = resources if resources.to_resource_specification() else None
+        context = TaskContext(result.task_id, method, task.timeout_s, asked)
         result.inputs = self.data.pack(result, request.args, request.kwargs, context)
         result.sizes.inputs = len(result.inputs)
         result.stamp(Stamp.SERIALIZED)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from colmena_fx.models import ResourceRequirements
+
 
 @dataclass(frozen=True)
 class TaskContext:
@@ -20,6 +22,10 @@ class TaskContext:
     method: str
     #: The task's `timeout_s`: the worker stops the function when it runs longer.
     timeout_s: float | None = None
+    #: What the task asked of its site (`submit(resources=...)` or the method's),
+    #: for a function that launches a program to size it; None when it asked for
+    #: nothing, so that most tasks carry no more than before.
+    resources: ResourceRequirements | None = None
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("cfx_task", default=None)

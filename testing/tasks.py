@@ -90,3 +90,10 @@ def logged_run(log_path: str, index: int, seconds: float = 0.0) -> int:
     finally:
         os.close(fd)
     return index
+
+
+def task_context() -> Any:
+    """What `current_task()` tells the function on its worker."""
+    from colmena_fx.taskcontext import current_task
+
+    return current_task()

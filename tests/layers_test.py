@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data schemas and stores", ("data.schemas", "data.policy", "data.stores",
                                  "data")),
     ("config", ("config", "configfiles", "clocksetting", "clockplan")),
-    ("worker shim", ("worker",)),
+    ("worker shim", ("worker", "executable")),
     ("data manager", ("data.holds", "data.manager", "data.check")),
     ("journal", ("journal", "records", "taskstore", "replay", "runfiles",
                  "runlog")),

@@ -65,6 +65,7 @@ from colmena_fx.transports.globus_watch import WatchHooks
 from colmena_fx.transports.health import Health
 from colmena_fx.transports.health import HealthTracker
 from colmena_fx.transports.pending import transport_failure
+from colmena_fx.transports.resourcespec import engine_specification
 from colmena_fx.units import format_size
 
 log = logging.getLogger(__name__)
@@ -203,8 +204,8 @@ class GlobusTransport:
             **self.link.user_endpoint_config,
             **(route.user_endpoint_config if route else {}),
         }
-        sent = Sent(result, future, function_id,
-                    resources=result.resources.to_resource_specification() or None,
+        spec = engine_specification(result.resources, self.config)
+        sent = Sent(result, future, function_id, resources=spec or None,
                     endpoint_config=endpoint_config or None)  # fmt: skip
         result.sizes.request = self._checked_size(sent)
         self._send(sent)

@@ -55,6 +55,7 @@ from colmena_fx.transports.local_watch import LinkWatch
 from colmena_fx.transports.local_watch import heartbeat_health
 from colmena_fx.transports.pending import PendingTasks
 from colmena_fx.transports.pending import complete_failed
+from colmena_fx.transports.resourcespec import engine_specification
 
 __all__ = ["LocalTransport", "backoff_delays", "heartbeat_health"]
 
@@ -246,7 +247,7 @@ class LocalTransport:
         result.sizes.request = len(packed)
         header = wire.TaskHeader(
             task_id=result.task_id,
-            resource_specification=result.resources.to_resource_specification(),
+            resource_specification=engine_specification(result.resources, self.config),
         )
         frames = wire.encode(wire.Kind.TASK, header, packed)
         with self._pending.lock:

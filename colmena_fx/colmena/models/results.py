@@ -59,14 +59,14 @@ class ResourceRequirements(BaseModel):
         return self.node_count * self.cpu_processes
 
     def to_native(self) -> NativeResources:
-        """colmena-fx's resources: defaults stay unset, so that engines that take
-        no resource specification (thread and process pools) run the task."""
-        if self.node_count == 1 and self.cpu_processes == 1:
-            return NativeResources()
+        """colmena-fx's resources; Colmena's defaults stay unset. Each site's
+        engine is sent what it accepts (`transports.resourcespec`); the task's
+        function sees them all, `cpu_threads` under `extra`."""
         return NativeResources(
-            num_nodes=self.node_count,
-            ranks_per_node=self.cpu_processes,
-            num_ranks=self.total_ranks,
+            num_nodes=None if self.node_count == 1 else self.node_count,
+            ranks_per_node=None if self.cpu_processes == 1 else self.cpu_processes,
+            num_ranks=None if self.total_ranks == 1 else self.total_ranks,
+            extra={} if self.cpu_threads == 1 else {"cpu_threads": self.cpu_threads},
         )
 
 

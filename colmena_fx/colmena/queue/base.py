@@ -121,12 +121,13 @@ class ColmenaQueues:
         if isinstance(resources, dict):
             resources = ResourceRequirements.model_validate(resources)
         resources = resources or ResourceRequirements()
+        native = resources.to_native()
         task_id = federation.submit(
             method,
             *input_args,
             kwargs=input_kwargs,
             topic=topic,
-            resources=resources.to_native() if resources.total_ranks > 1 else None,
+            resources=None if resources == ResourceRequirements() else native,
             task_info=task_info,
             keep_inputs=self.keep_inputs if keep_inputs is None else keep_inputs,
             max_retries=max_retries or None,
