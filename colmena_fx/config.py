@@ -279,6 +279,11 @@ class MethodRoute(StrictModel):
     deadline_s: float | None = Field(default=None, gt=0)
     #: Which data store carries this method's large values, and from what size.
     data: MethodData = Field(default_factory=MethodData)
+    #: What becomes of the items a generator yields: unset, intermediate results,
+    #: live on local sites when the function is a generator function; `true`,
+    #: live also for a function that only returns a generator (a decorated one);
+    #: `false`, one list that is the task's value (README, "Streaming results").
+    stream: bool | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_sites(self) -> MethodRoute:

@@ -45,13 +45,13 @@ from colmena_fx.routing import Router
 from colmena_fx.routing import ServiceEstimates
 from colmena_fx.runfiles import read_snapshot
 from colmena_fx.runlog import RunLog
-from colmena_fx.taskcontext import TaskContext
 from colmena_fx.taskrequest import TaskRequest
 from colmena_fx.topics import TopicQueues
 from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
 from colmena_fx.transports.health import HealthChange
+from colmena_fx.transports.stream import StreamReceiver
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class Federation:
         #: The data stores for large values (`data:` in the federation file).
         base_dir = config.source.parent if config.source else Path.cwd()
         self.data = DataManager(config, base_dir)
+        #: The live stream of generator methods' items on local sites.
+        self._streams = StreamReceiver(self._deliver_intermediate, sites)
 
     @classmethod
     def from_file(
@@ -217,6 +219,7 @@ class Federation:
         self._dispatch.close()
         self._stop_transports()
         self._dispatch.fail_waiting()
+        self._streams.stop()
         self.data.stop()
         assert self._run is not None
         self._run.journal.record("stopped", {"unfinished": unfinished})
@@ -332,9 +335,10 @@ class Federation:
         task.candidates = [
             s for s in candidates if self.config.store_for(method, s) == store
         ]
-        resources = request.resources
-        asked = resources if resources.to_resource_specification() else None
-        context = TaskContext(result.task_id, method, task.timeout_s, asked)
+        context = self._streams.context(
+            result, task.function, route, task.candidates, task.timeout_s,
+            resources=request.resources,
+        )  # fmt: skip
         result.inputs = self.data.pack(result, request.args, request.kwargs, context)
         result.sizes.inputs = len(result.inputs)
         result.stamp(Stamp.SERIALIZED)
@@ -375,6 +379,8 @@ class Federation:
         A task failed because the federation stops is not kept as finished:
         resuming the run takes it back or sends it again, as after a crash.
         """
+        for item in self._streams.finish(result):  # a generator's, in order
+            self._deliver_intermediate(item)
         failure = result.failure
         stopped = (
             not self._running
@@ -390,6 +396,16 @@ class Federation:
         self.estimates.observe(result)
         self.latency.completed(result)  # after: the thinker need not wait for it
 
+    def _deliver_intermediate(self, result: Result) -> None:
+        """An item a task's generator yielded: queued for its topic at once, while
+        the task runs on (nothing else changes for it until its final result)."""
+        if self.journal is not None:
+            self.journal.record(
+                "streamed", {"task_id": result.task_id, "index": result.index}
+            )
+        self.data.adopt(result)
+        self._topics.put(result)
+
     def get_result(
         self, topic: str = "default", timeout: float | None = None
     ) -> Result | None:
@@ -398,6 +414,8 @@ class Federation:
         result = self._topics.take(topic, timeout)
         if result is None:
             return None
+        if not result.complete:  # an intermediate: its task has not finished
+            return result
         delivered = result.stamp(Stamp.DELIVERED)
         if not result.keep_inputs:
             result.inputs = b""  # the caller has them; keep the record small
@@ -431,6 +449,8 @@ class Federation:
         Result processors of a `BaseThinker` call this on return; call it yourself
         when you drive `get_result` by hand and want that hop measured.
         """
+        if not result.complete:
+            return  # the hop ends with the task's final result
         event = result.stamp(Stamp.PROCESSED)
         self._on_late_stamp(result.task_id, Stamp.PROCESSED, event.time_ns)
 

@@ -183,6 +183,31 @@ class Routing(StrictModel):
     reason: str = ""
 
 
+class Yielded(NamedTuple):
+    """One item a task's generator yielded, serialized (or a proxy of it)."""
+
+    #: Its place among the items of its attempt, from 0.
+    position: int
+    #: When the generator yielded it, in the clock of `host` (the worker's).
+    time_ns: int
+    host: str
+    data: bytes
+
+
+class YieldTail(NamedTuple):
+    """What one attempt of a generator yielded, as its worker's reply tells it.
+
+    The reply and the items streamed live travel separately, so the reply says
+    how many went live (under `token`, the attempt's own) for the client to
+    deliver them all before the final result; `kept` are the items that travel
+    in the reply itself (all of them on a globus site).
+    """
+
+    token: str
+    streamed: int
+    kept: list[Yielded]
+
+
 def new_task_id() -> str:
     return str(uuid.uuid4())
 
@@ -216,6 +241,11 @@ class Result(StrictModel):
     #: This task's own `max_retries` and `retry_on`; None: its method's.
     max_retries: int | None = None
     retry_on: list[FailureKind] | None = None
+    #: An intermediate's position among the items its attempt yielded, from 0.
+    index: int | None = None
+    #: A generator's items still to be delivered before this result, from the
+    #: worker's reply until the federation delivers them; never journaled.
+    tail: YieldTail | None = Field(default=None, exclude=True)
     #: How the site of the last attempt was chosen.
     routing: Routing | None = None
     sizes: Sizes = Field(default_factory=Sizes)

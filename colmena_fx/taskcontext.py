@@ -26,6 +26,12 @@ class TaskContext:
     #: for a function that launches a program to size it; None when it asked for
     #: nothing, so that most tasks carry no more than before.
     resources: ResourceRequirements | None = None
+    #: Where the worker sends the items a generator yields, as they come (the
+    #: client's stream on a local site); None: they travel in the reply.
+    stream_to: str | None = None
+    #: The method's `stream: false`: a generator's items become one list, the
+    #: task's value, as in Colmena.
+    collect_yields: bool = False
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("cfx_task", default=None)

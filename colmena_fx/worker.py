@@ -9,16 +9,22 @@ never has to unpickle a remote exception class it may not have.
 
 from __future__ import annotations
 
+import inspect
+import os
+import pickle
 import signal
 import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 from colmena_fx import serialize
@@ -31,10 +37,21 @@ from colmena_fx.models import HOST
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Stamp
+from colmena_fx.models import Yielded
+from colmena_fx.models import YieldTail
 from colmena_fx.taskcontext import TaskContext
 from colmena_fx.taskcontext import enter
 from colmena_fx.taskcontext import leave
 from colmena_fx.units import format_size
+
+if TYPE_CHECKING:
+    import zmq
+
+#: Most milliseconds a worker waits to hand one item to the client's stream; then
+#: it keeps the rest for its reply, so a client that went away never blocks it.
+STREAM_SEND_TIMEOUT_MS = 5000
+#: Milliseconds the items still queued may take to leave once the generator ended.
+STREAM_LINGER_MS = 2000
 
 
 class TaskTimeoutError(Exception):
@@ -50,6 +67,8 @@ class WorkerReply:
     failure: dict[str, Any] | None = None
     #: (event name, time_ns, host) in the worker's clock.
     events: list[tuple[str, int, str]] = field(default_factory=list)
+    #: A generator's items: how many went live, and those kept in the reply.
+    yields: YieldTail | None = None
 
 
 def _failure(
@@ -83,6 +102,8 @@ def execute(function: Callable[..., Any], request: bytes) -> WorkerReply:
     try:
         with _time_limit(context.timeout_s if context else None, name):
             value = function(*args, **kwargs)
+            if inspect.isgenerator(value):
+                value = _drain(value, context, policy, name, reply)
     except TaskTimeoutError as exc:
         events.append((Stamp.COMPUTE_ENDED.value, time.time_ns(), HOST))
         reply.failure = _failure(exc, FailureKind.TIMEOUT)
@@ -184,13 +205,18 @@ def _swap(value: Any, where: str, values: dict[str, Any]) -> Any:
 
 
 def _by_reference(
-    data: bytes, policy: DataPolicy | None, name: str, events: list[Any]
+    data: bytes,
+    policy: DataPolicy | None,
+    name: str,
+    events: list[Any],
+    what: str | None = None,
 ) -> bytes:
     """`data`, or a proxy of it in the policy's store when it is large.
 
     Without a store, a value over the engine's result limit fails here, with the
     fix in the message, rather than in the engine with only the sizes.
     """
+    what = what or f"the value returned by {name!r}"
     if policy is None or policy.store is None or len(data) < policy.threshold:
         sent = serialize.encoded_size(len(data))
         limit = policy.result_limit if policy is not None else RESULT_LIMIT_BYTES
@@ -204,7 +230,7 @@ def _by_reference(
             "so that large values go by reference (README, 'Large data')"
         )
         raise PayloadTooLargeError(
-            f"the value returned by {name!r} serializes to "
+            f"{what} serializes to "
             f"{format_size(len(data))} ({format_size(sent)} as sent), over the "
             f"endpoint's result limit of {limit / 2**20:.0f} MiB: {fix}"
         )
@@ -218,7 +244,7 @@ def _by_reference(
         proxy = put_serialized(store, data, policy.store_name)
     except Exception as exc:
         raise DataStoreError(
-            f"cannot store the value returned by {name!r} "
+            f"cannot store {what} "
             f"({format_size(len(data))}) in data store {policy.store_name!r}: "
             f"{type(exc).__name__}: {exc}",
             store=policy.store_name,
@@ -226,3 +252,115 @@ def _by_reference(
     reference = serialize.dumps(proxy)
     events.append((Stamp.RESULT_PUT_ENDED.value, time.time_ns(), HOST))
     return reference
+
+
+def _drain(
+    generator: Generator[Any, Any, Any],
+    context: TaskContext | None,
+    policy: DataPolicy | None,
+    name: str,
+    reply: WorkerReply,
+) -> Any:
+    """Run `generator` to its end and return its return value.
+
+    Each item goes to the thinker as it comes (`_Yields`); with the method's
+    `stream: false`, the items become one list, the value, as in Colmena. The
+    reply says what was yielded even when the generator raised, so that the items
+    before the error still reach the thinker.
+    """
+    if context is not None and context.collect_yields:
+        return list(generator)
+    yields = _Yields(context, policy, name)
+    try:
+        while True:
+            try:
+                item = next(generator)
+            except StopIteration as stop:
+                return stop.value
+            yields.add(item)
+    finally:
+        generator.close()  # its own `finally` runs here, not at garbage collection
+        reply.yields = yields.close()
+
+
+class _Yields:
+    """Where a generator's items go: to the client's stream while it takes them,
+    into the reply after that (and always where there is no stream).
+
+    Items are stored by reference as results are. Kept items travel in one reply
+    with the value, so their total must fit the engine's result limit.
+    """
+
+    def __init__(
+        self, context: TaskContext | None, policy: DataPolicy | None, name: str
+    ) -> None:
+        self.task_id = context.task_id if context else ""
+        self.token = uuid.uuid4().hex
+        self.policy, self.name = policy, name
+        self.streamed = 0
+        self.kept: list[Yielded] = []
+        self._kept_size = 0
+        address = context.stream_to if context else None
+        self._socket = _connect(address) if address else None
+
+    def add(self, item: Any) -> None:
+        index = self.streamed + len(self.kept)
+        what = f"item {index} yielded by {self.name!r}"
+        data = serialize.dumps(item, what=what)
+        data = _by_reference(data, self.policy, self.name, [], what=what)
+        entry = Yielded(index, time.time_ns(), HOST, data)
+        if self._socket is not None and self._send(entry):
+            self.streamed += 1
+            return
+        self._kept_size += len(data)
+        limit = self.policy.result_limit if self.policy else RESULT_LIMIT_BYTES
+        if serialize.encoded_size(self._kept_size) > limit:
+            raise PayloadTooLargeError(
+                f"the items yielded by {self.name!r} that travel in its reply (all "
+                f"of them on a globus site) total {format_size(self._kept_size)} so "
+                f"far, over the endpoint's result limit of {limit / 2**20:.0f} MiB: "
+                f"yield fewer or smaller items, or store large ones by reference "
+                f"(README, 'Large data')"
+            )
+        self.kept.append(entry)
+
+    def _send(self, entry: Yielded) -> bool:
+        """Hand `entry` to the stream; False, and no stream from now on, when the
+        client has not taken one for `STREAM_SEND_TIMEOUT_MS`."""
+        import zmq
+
+        assert self._socket is not None
+        frame = pickle.dumps((self.task_id, self.token, tuple(entry)), protocol=5)
+        try:
+            self._socket.send(frame, copy=False)
+        except zmq.ZMQError:
+            self._socket.close()  # what is queued may still leave (linger)
+            self._socket = None
+            return False
+        return True
+
+    def close(self) -> YieldTail:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        return YieldTail(self.token, self.streamed, self.kept)
+
+
+def _connect(address: str) -> zmq.Socket[Any] | None:
+    """A PUSH socket to the client's stream; None if its socket file is gone (a
+    task of an earlier client, sent again after a restart)."""
+    import zmq
+
+    if address.startswith("ipc://") and not os.path.exists(address[6:]):
+        return None
+    # One context per process: a forked worker gets its own (`instance`).
+    socket: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.PUSH)
+    socket.immediate = True  # queue only to a connected client, never blindly
+    socket.sndtimeo = STREAM_SEND_TIMEOUT_MS
+    socket.linger = STREAM_LINGER_MS
+    try:
+        socket.connect(address)
+    except zmq.ZMQError:  # the items travel in the reply instead
+        socket.close(linger=0)
+        return None
+    return socket

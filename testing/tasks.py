@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -97,3 +99,33 @@ def task_context() -> Any:
     from colmena_fx.taskcontext import current_task
 
     return current_task()
+
+
+def count_up(n: int, gate: str | None = None) -> Iterator[int]:
+    """Yield 0 to n - 1 and return a summary; with `gate`, wait after the first
+    item until that file exists (the test makes it once it has the item)."""
+    from testing.wait import wait_until
+
+    for i in range(n):
+        yield i
+        if i == 0 and gate is not None:
+            wait_until(Path(gate).exists, 60, f"gate file {gate}")
+    return f"counted {n}"
+
+
+def count_then_fail(n: int, message: str) -> Iterator[int]:
+    """Yield 0 to n - 1, then raise."""
+    yield from range(n)
+    raise ValueError(message)
+
+
+def count_hidden(n: int, gate: str | None = None) -> Iterator[int]:
+    """`count_up`, from a function that is no generator function itself (as a
+    decorated generator is): only `stream: true` streams it live."""
+    return count_up(n, gate)
+
+
+def yield_bytes(*sizes: int) -> Iterator[bytes]:
+    """One item of each size, made on the worker."""
+    for size in sizes:
+        yield b"x" * size

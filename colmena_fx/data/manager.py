@@ -216,14 +216,24 @@ class DataManager:
     def completed(self, result: Result) -> None:
         """A task finished for good: release its arguments, adopt its result."""
         self.holds.release_task(result.task_id)
+        factory = self.adopt(result)
+        if factory is not None:
+            with self._lock:
+                self._unresolved[factory.key] = (result.task_id, result.timeline)
+
+    def adopt(self, result: Result) -> DataFactory | None:
+        """Hold the stored value `result` carries for its lifetime; its factory.
+
+        Also for a generator's intermediate items, whose resolution is not timed:
+        the task's `result_data` hop is its final value's.
+        """
         factory = factory_of(result.value)
         if factory is None or factory.store_name not in self.stores:
-            return
+            return None
         lifetime = self._lifetime(result.method)
         if self.holds.track(factory.key, factory.store_name, lifetime):
             self.holds.watch(factory)
-        with self._lock:
-            self._unresolved[factory.key] = (result.task_id, result.timeline)
+        return factory
 
     def proxy(
         self, value: Any, store: str | None = None, lifetime: Lifetime = "task"

@@ -122,9 +122,11 @@ def unpack_result(packed: bytes, result: Result) -> None:
 
 
 def apply_reply(reply: WorkerReply, result: Result) -> None:
-    """Copy what the shim sent back onto `result`: its stamps, then value or failure."""
+    """Copy what the shim sent back onto `result`: its stamps, a generator's items
+    (for the federation to deliver first), then value or failure."""
     for name, time_ns, host in reply.events:
         result.stamp(name, host=host, time_ns=time_ns)
+    result.tail = reply.yields
     if reply.success:
         result.sizes.value = len(reply.value)
         result.value = serialize.loads(reply.value)

@@ -34,10 +34,23 @@ class PythonGeneratorMethod(PythonMethod):
     """A generator function run as a method.
 
     `streaming_queue` only says *whether* to stream (any queue object turns it
-    on): intermediate results go to the task's own topic, as in Colmena. With
-    `store_return_value`, the generator's `return` value is the final result's
-    value (streaming) or the second item of `(yields, return value)`.
+    on): then each yield is an intermediate result on the task's own topic, live
+    on local sites, as in Colmena. With `store_return_value`, the generator's
+    `return` value is the final result's value (streaming) or the second item of
+    `(yields, return value)`.
     """
+
+    def __new__(
+        cls,
+        function: Callable[..., Generator[Any, Any, Any] | Iterable[Any]],
+        name: str | None = None,
+        store_return_value: bool = False,
+        streaming_queue: object | None = None,
+    ) -> PythonGeneratorMethod:
+        # Streaming needs a `__call__` that is itself a generator function: that
+        # is how the federation tells a streaming method before it runs.
+        kind = cls if streaming_queue is None else _StreamingGeneratorMethod
+        return super().__new__(kind)
 
     def __init__(
         self,
@@ -51,8 +64,6 @@ class PythonGeneratorMethod(PythonMethod):
         self.streaming = streaming_queue is not None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.streaming:
-            return self._stream(*args, **kwargs)
         generator = iter(self.function(*args, **kwargs))
         yielded = []
         while True:
@@ -61,6 +72,15 @@ class PythonGeneratorMethod(PythonMethod):
             except StopIteration as end:
                 return (yielded, end.value) if self.store_return_value else yielded
 
-    def _stream(self, *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
+    def __reduce__(self) -> tuple[Any, ...]:
+        queue = object() if self.streaming else None
+        return (
+            PythonGeneratorMethod,
+            (self.function, self.name, self.store_return_value, queue),
+        )
+
+
+class _StreamingGeneratorMethod(PythonGeneratorMethod):
+    def __call__(self, *args: Any, **kwargs: Any) -> Generator[Any, None, Any]:
         returned = yield from iter(self.function(*args, **kwargs))
         return returned if self.store_return_value else None
