@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from colmena_fx.config import SiteConfig
 from colmena_fx.configfiles import load_federation
 from colmena_fx.configfiles import resolve_functions
 from colmena_fx.data.manager import DataManager
+from colmena_fx.delivery import Delivery
 from colmena_fx.dispatch import Dispatcher
 from colmena_fx.dispatch import Task
-from colmena_fx.dispatch import brief
 from colmena_fx.exceptions import FederationNotRunningError
 from colmena_fx.exceptions import UnknownMethodError
 from colmena_fx.exceptions import UnknownSiteError
@@ -50,8 +49,9 @@ from colmena_fx.topics import TopicQueues
 from colmena_fx.transports import make_transport
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportStatus
+from colmena_fx.transports.group import start_all
+from colmena_fx.transports.group import stop_all
 from colmena_fx.transports.health import HealthChange
-from colmena_fx.transports.stream import StreamReceiver
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,6 @@ class Federation:
         #: come (redelivered, reattached or sent again), in submission order.
         self.resumed_pending: list[Result] = []
         self.transports: dict[str, Transport] = {}
-        self._topics = TopicQueues(config.topics)
         self._running = False
         self._dispatch: Dispatcher | None = None
         self._health = HealthHub()
@@ -93,8 +92,10 @@ class Federation:
         #: The data stores for large values (`data:` in the federation file).
         base_dir = config.source.parent if config.source else Path.cwd()
         self.data = DataManager(config, base_dir)
-        #: The live stream of generator methods' items on local sites.
-        self._streams = StreamReceiver(self._deliver_intermediate, sites)
+        #: Results from the transports to the thinker, per topic.
+        self._delivery = Delivery(
+            TopicQueues(config.topics), self.data, sites, lambda: self._running
+        )
 
     @classmethod
     def from_file(
@@ -145,8 +146,9 @@ class Federation:
         self._health.journal = self.journal
         self.latency = LatencyRecorder(ClockPlan.of(self.config, self.sites))
         self.estimates = ServiceEstimates()
+        self._delivery.begin(self._run, self.latency, self.estimates)
         try:  # before the sites: a store that is down fails the start at once
-            self.data.start(self.run_dir.name, on_stamp=self._on_late_stamp)
+            self.data.start(self.run_dir.name, on_stamp=self._delivery.late_stamp)
         except BaseException:
             self._run.close()
             raise
@@ -155,7 +157,7 @@ class Federation:
                 site,
                 self.run_dir / "sites" / name,
                 routes=self.config.methods,
-                on_accepted=self._on_accepted,
+                on_accepted=self._delivery.accepted,
             )
             transport.health.listener = self._health
             self.transports[name] = transport
@@ -164,22 +166,18 @@ class Federation:
             self.transports,
             Router(self.estimates),
             self.journal,
-            self._deliver,
+            self._delivery.final,
         )
         self._dispatch.start()
         dispatch = self._dispatch
         self._health.on_usable = lambda: dispatch.timers.call_soon(dispatch.wake)
-        with ThreadPoolExecutor(len(self.transports) or 1) as pool:
-            starts = {name: pool.submit(t.start) for name, t in self.transports.items()}
-        failures = {name: f.exception() for name, f in starts.items() if f.exception()}
-        if failures:
+        try:
+            start_all(self.transports)
+        except BaseException:
             self._dispatch.close()
-            self._stop_transports()
             self.data.stop()
             self._run.close()
-            for name, exc in failures.items():  # all of them, not only the first
-                log.error("site %s did not start: %s", name, exc)
-            raise next(iter(failures.values()))  # type: ignore[misc]
+            raise
         self._running = True
         if replay is not None:
             self._resume(replay)
@@ -190,19 +188,13 @@ class Federation:
         assert self._dispatch is not None and self.journal is not None
         done = resume_run(
             replay, self.config, self._functions, self.transports, self._dispatch,
-            self.journal, redeliver=self._redeliver, fail=self._deliver,
+            self.journal, redeliver=self._delivery.redeliver, fail=self._delivery.final,
         )  # fmt: skip
         self.resumed, self.resumed_pending = done.delivered, done.pending
         for result in done.pending:  # their results are still owed to the thinker
-            self._topics.expect(result.topic)
+            self._delivery.topics.expect(result.topic)
         for result in done.delivered:  # the live view counts the whole run
             self.latency.completed(result)
-
-    def _redeliver(self, result: Result) -> None:
-        """A result the earlier client had and the thinker never took."""
-        self._topics.expect(result.topic)
-        self._topics.put(result)
-        self.latency.completed(result)
 
     def stop(self) -> None:
         """Stop every site; tasks not yet finished are delivered as failures
@@ -217,19 +209,15 @@ class Federation:
         assert self._dispatch is not None
         unfinished = len(self._dispatch.unfinished())
         self._dispatch.close()
-        self._stop_transports()
+        stop_all(self.transports)
         self._dispatch.fail_waiting()
-        self._streams.stop()
+        self._delivery.streams.stop()
         self.data.stop()
         assert self._run is not None
         self._run.journal.record("stopped", {"unfinished": unfinished})
         self._run.close()
         if self._run.error is not None:
             raise self._run.error
-
-    def _stop_transports(self) -> None:
-        with ThreadPoolExecutor(len(self.transports) or 1) as pool:
-            list(pool.map(lambda t: t.stop(), self.transports.values()))
 
     def __enter__(self) -> Federation:
         return self.start()
@@ -263,7 +251,7 @@ class Federation:
             raise UsageError("declare topics before the federation starts")
         names = sorted(set(topics) - {"default"})
         self.config = self.config.model_copy(update={"topics": names})
-        self._topics = TopicQueues(names)
+        self._delivery.topics = TopicQueues(names)
 
     def route(self, method: str) -> MethodRoute:
         try:
@@ -306,16 +294,11 @@ class Federation:
             raise self._run.error
         route = self.route(method)
         check_journalable(topic, task_info)
-        self._topics.check(topic)
+        self._delivery.topics.check(topic)
         request = TaskRequest.of(
             method, route, args, kwargs, resources, timeout_s, max_retries, retry_on
         )
-        candidates = route.sites_for(topic)
-        for site in candidates:
-            if site not in self.transports:
-                raise UnknownSiteError(
-                    f"method {method!r} routes to unknown site {site!r}"
-                )
+        candidates = request.sites(method, route, topic, self.transports)
         result = Result(
             method=method, topic=topic, resources=request.resources,
             task_info=task_info or {}, max_retries=max_retries,
@@ -335,7 +318,7 @@ class Federation:
         task.candidates = [
             s for s in candidates if self.config.store_for(method, s) == store
         ]
-        context = self._streams.context(
+        context = self._delivery.streams.context(
             result, task.function, route, task.candidates, task.timeout_s,
             resources=request.resources,
         )  # fmt: skip
@@ -347,7 +330,7 @@ class Federation:
         except BaseException:
             self.data.abandoned(result)
             raise
-        self._topics.expect(topic)
+        self._delivery.topics.expect(topic)
         self._dispatch.add(task)
         if choice is None:
             result.site = None
@@ -357,91 +340,30 @@ class Federation:
             self._dispatch.send(task, *choice)
         except BaseException:
             self._dispatch.discard(task)
-            self._topics.forget(topic)
+            self._delivery.topics.forget(topic)
             self.data.abandoned(result)
             raise
         return result.task_id
 
-    def _on_accepted(self, result: Result) -> None:
-        """A site's service gave the task its own id: keep it, and journal it."""
-        if self._run is not None:
-            self._run.keep_accepted(result)
-        if self.journal is not None:
-            self.journal.record(
-                "accepted",
-                {"task_id": result.task_id, "site": result.site,
-                 "remote_id": result.remote_id},
-            )  # fmt: skip
-
-    def _deliver(self, result: Result) -> None:
-        """A task finished for good: keep it, journal it, queue it for its topic.
-
-        A task failed because the federation stops is not kept as finished:
-        resuming the run takes it back or sends it again, as after a crash.
-        """
-        for item in self._streams.finish(result):  # a generator's, in order
-            self._deliver_intermediate(item)
-        failure = result.failure
-        stopped = (
-            not self._running
-            and failure is not None
-            and (failure.kind is FailureKind.INFRASTRUCTURE)
-        )
-        if self._run is not None and not stopped:  # before the thinker takes it
-            self._run.keep_result(result)
-        if self.journal is not None:
-            self.journal.record("completed", brief(result))
-        self.data.completed(result)
-        self._topics.put(result)
-        self.estimates.observe(result)
-        self.latency.completed(result)  # after: the thinker need not wait for it
-
-    def _deliver_intermediate(self, result: Result) -> None:
-        """An item a task's generator yielded: queued for its topic at once, while
-        the task runs on (nothing else changes for it until its final result)."""
-        if self.journal is not None:
-            self.journal.record(
-                "streamed", {"task_id": result.task_id, "index": result.index}
-            )
-        self.data.adopt(result)
-        self._topics.put(result)
-
     def get_result(
         self, topic: str = "default", timeout: float | None = None
     ) -> Result | None:
-        """The next finished task of `topic`, or None after `timeout` seconds."""
-        self._topics.check(topic)
-        result = self._topics.take(topic, timeout)
-        if result is None:
-            return None
-        if not result.complete:  # an intermediate: its task has not finished
-            return result
-        delivered = result.stamp(Stamp.DELIVERED)
-        if not result.keep_inputs:
-            result.inputs = b""  # the caller has them; keep the record small
-        if self._run is not None:  # at once: a result taken is never redelivered
-            self._run.keep_taken(result)
-        if self.journal is not None:
-            self.journal.record_result("delivered", result)
-        self.latency.stamped(result.task_id, Stamp.DELIVERED, delivered.time_ns)
-        return result
+        """The next finished task of `topic` (or a generator's intermediate
+        result), or None after `timeout` seconds."""
+        return self._delivery.take(topic, timeout)
 
     def outstanding(self, topic: str | None = None) -> int:
         """Tasks of `topic` (None: of any) whose final result is not yet taken."""
-        return self._topics.outstanding(topic)
+        return self._delivery.topics.outstanding(topic)
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         """Wait until every task submitted has had its result taken (or for at
         most `timeout` seconds); whether it has."""
-        return self._topics.wait_until_done(timeout)
+        return self._delivery.topics.wait_until_done(timeout)
 
     def flush(self) -> list[Result]:
         """Take every result waiting on any topic now, and return them."""
-        taken = []
-        for topic in self._topics.queued():
-            while (result := self.get_result(topic, timeout=0)) is not None:
-                taken.append(result)
-        return taken
+        return self._delivery.flush()
 
     def processed(self, result: Result) -> None:
         """The thinker is done with `result`: stamps the end of its `thinker` hop.
@@ -449,18 +371,7 @@ class Federation:
         Result processors of a `BaseThinker` call this on return; call it yourself
         when you drive `get_result` by hand and want that hop measured.
         """
-        if not result.complete:
-            return  # the hop ends with the task's final result
-        event = result.stamp(Stamp.PROCESSED)
-        self._on_late_stamp(result.task_id, Stamp.PROCESSED, event.time_ns)
-
-    def _on_late_stamp(self, task_id: str, name: str, time_ns: int) -> None:
-        """Journal and record a client stamp made after the task was delivered."""
-        if self.journal is not None:
-            self.journal.record(
-                "stamped", {"task_id": task_id, "name": name, "time_ns": time_ns}
-            )
-        self.latency.stamped(task_id, name, time_ns)
+        self._delivery.processed(result)
 
     # -- state -----------------------------------------------------------------------
 

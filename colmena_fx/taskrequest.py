@@ -6,6 +6,7 @@ option raises where it was written.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from colmena_fx.config import MethodRoute
+from colmena_fx.exceptions import UnknownSiteError
 from colmena_fx.exceptions import UsageError
 from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
@@ -28,6 +30,18 @@ class TaskRequest:
     timeout_s: float | None
     #: None: the method's `retry_on`.
     retry_on: list[FailureKind] | None
+
+    def sites(
+        self, method: str, route: MethodRoute, topic: str, known: Collection[str]
+    ) -> list[str]:
+        """The sites a task of `topic` may run on, in order; all of them `known`."""
+        candidates = route.sites_for(topic)
+        for site in candidates:
+            if site not in known:
+                raise UnknownSiteError(
+                    f"method {method!r} routes to unknown site {site!r}"
+                )
+        return candidates
 
     @classmethod
     def of(

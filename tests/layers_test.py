@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("latency", ("latency",)),
     ("endpoint", ("endpoint",)),
     ("transports", ("transports",)),
-    ("federation", ("routing", "dispatch", "resume", "healthhub", "topics",
+    ("federation", ("routing", "dispatch", "resume", "healthhub", "topics", "delivery",
                     "taskrequest", "federation")),
     ("thinker", ("thinker",)),
     ("colmena compatibility", ("colmena",)),
