@@ -345,16 +345,14 @@ def test_results_the_result_queue_never_delivered_arrive_by_lookup(
                            reconcile_after_s=1)  # fmt: skip
     compute_service.forward_results = False
     done = _submit(transport, tasks.add, 2, 3)
-    # The process pool refuses a resource specification: the engine's own error.
-    failed = _submit(transport, tasks.add, 1, 1,
-                     resources=ResourceRequirements(num_nodes=2))  # fmt: skip
+    failed = _submit(transport, tasks.fail_with, "looked up")  # a failure, too
     result = done.result(timeout=30)
     assert result.value == 5, _outcome(result)
     names = {event.name for event in result.timeline.events}
     assert {Stamp.WORKER_STARTED, Stamp.COMPUTE_ENDED, Stamp.RECEIVED} <= names
     failure = failed.result(timeout=30).failure
-    assert failure is not None and failure.kind is FailureKind.INFRASTRUCTURE
-    assert "resource_specification is not supported" in failure.traceback
+    assert failure is not None and failure.kind is FailureKind.USER
+    assert "looked up" in failure.traceback
 
 
 def test_e_cancel_completes_the_task_once_and_drops_its_late_result(

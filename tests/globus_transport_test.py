@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from globus_compute_sdk import Executor
 from globus_compute_sdk.sdk.executor import _RESULT_WATCHERS
 
@@ -349,9 +350,16 @@ def test_resources_and_user_endpoint_config_reach_the_endpoint(
     methods = {"echo": {"site": "gc", "function": "testing.tasks:echo",
                         "resources": {"num_nodes": 2},
                         "user_endpoint_config": {"account": "proj-42"}}}  # fmt: skip
-    site_config = {"queue": "debug"}
-    federation = _federation(tmp_path, compute_service, {"gc": endpoint}, methods,
-                             federations, user_endpoint_config=site_config)  # fmt: skip
+    # A site file without the endpoint's engine: the client cannot tell what the
+    # engine accepts, so it sends the whole specification.
+    site = write_globus_site(tmp_path, "gc", compute_service, endpoint,
+                             user_endpoint_config={"queue": "debug"})  # fmt: skip
+    body = yaml.safe_load(site.read_text())
+    del body["engine"]
+    site.write_text(yaml.safe_dump(body))
+    federation = Federation.from_file(write_federation(tmp_path, [site], methods))
+    federations.append(federation)
+    federation.start()
     federation.submit("echo", 1)
     result = _result(federation)
     task = compute_service.tasks[result.remote_id or ""]
@@ -360,6 +368,25 @@ def test_resources_and_user_endpoint_config_reach_the_endpoint(
     # The process pool refuses a specification: proof that it reached the engine.
     assert result.failure is not None
     assert "resource_specification is not supported" in result.failure.traceback
+
+
+def test_an_engine_is_sent_only_the_resources_it_accepts(
+    tmp_path: Path,
+    compute_service: ComputeServiceStandIn,
+    start_endpoint: EndpointFactory,
+    federations: list[Federation],
+) -> None:
+    endpoint = start_endpoint("pool", PROCESS_POOL)
+    methods = {"context": {"site": "gc", "function": "testing.tasks:task_context",
+                           "resources": {"num_nodes": 2}}}  # fmt: skip
+    federation = _federation(tmp_path, compute_service, {"gc": endpoint}, methods,
+                             federations)  # fmt: skip
+    federation.submit("context")
+    result = _result(federation)
+    assert result.success, result.failure
+    assert compute_service.tasks[result.remote_id or ""].resource_specification is None
+    # The function still reads what the task asked for (to size a launch, say).
+    assert result.value.resources.num_nodes == 2
 
 
 def test_worker_death_on_a_parsl_endpoint_is_reported_lost(

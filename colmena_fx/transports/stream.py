@@ -250,6 +250,8 @@ def intermediate(result: Result, item: Yielded) -> Result:
         sizes=Sizes(value=len(item.data)),
         timeline=Timeline(events=[Event(YIELDED, item.time_ns, item.host), received]),
     )  # fmt: skip
+    if result.keep_inputs:  # each intermediate tells its task's arguments too
+        made.keep(result.args, result.kwargs)
     try:
         made.value = serialize.loads(item.data)
         made.success = True

@@ -41,6 +41,7 @@ class ThreadClient:
         }
         self.topics: dict[str, queue.Queue[Result]] = {}
         self.submitted: Counter[str] = Counter()
+        self.owed: Counter[str] = Counter()
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -48,14 +49,16 @@ class ThreadClient:
         self,
         method: str,
         *args: Any,
+        kwargs: dict[str, Any] | None = None,
         topic: str = "default",
         resources: Any = None,
         task_info: dict[str, Any] | None = None,
-        **kwargs: Any,
+        **options: Any,
     ) -> str:
         result = Result(method=method, topic=topic, task_info=task_info or {})
         with self._lock:
             self.submitted[method] += 1
+            self.owed[topic] += 1
             number = next(self._numbers) if method == "simulate" else 0
             q = self.topics.setdefault(topic, queue.Queue())
         fail = number in self.fail_simulations
@@ -65,7 +68,7 @@ class ThreadClient:
             try:
                 if fail:
                     raise RuntimeError(f"simulation {number} diverged")
-                result.value = getattr(functions, method)(*args, **kwargs)
+                result.value = getattr(functions, method)(*args, **(kwargs or {}))
                 result.success = True
             except RuntimeError as exc:
                 result.fail(
@@ -87,9 +90,16 @@ class ThreadClient:
         with self._lock:
             q = self.topics.setdefault(topic, queue.Queue())
         try:
-            return q.get(timeout=timeout)
+            result = q.get(timeout=timeout)
         except queue.Empty:
             return None
+        with self._lock:
+            self.owed[topic] -= 1
+        return result
+
+    def outstanding(self, topic: str | None = None) -> int:
+        with self._lock:
+            return sum(self.owed.values()) if topic is None else self.owed[topic]
 
     def processed(self, result: Result) -> None:
         result.stamp(Stamp.PROCESSED)

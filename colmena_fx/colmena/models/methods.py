@@ -1,6 +1,8 @@
 """Colmena's method wrappers (`colmena.models.methods`), as plain callables.
 
-colmena-fx runs any function as a method, so `PythonMethod` only renames one.
+colmena-fx runs any function as a method, so `PythonMethod` only renames one;
+`ExecutableMethod` is colmena-fx's own (`colmena_fx.executable`), which keeps
+Colmena's subclassing contract.
 `PythonGeneratorMethod` keeps Colmena's two behaviours: with a
 `streaming_queue`, each yield reaches the thinker as an intermediate result
 (colmena-fx streams generator methods itself); without one, the yields come back
@@ -13,6 +15,10 @@ from collections.abc import Callable
 from collections.abc import Generator
 from collections.abc import Iterable
 from typing import Any
+
+from colmena_fx.executable import ExecutableMethod
+
+__all__ = ["ExecutableMethod", "PythonGeneratorMethod", "PythonMethod"]
 
 
 class PythonMethod:
