@@ -237,6 +237,21 @@ def test_mpi_command_string_is_rendered_with_the_tasks_resources(
     assert value["run_dir"] == str(tmp_path / "mpi" / "task-1")
 
 
+def test_a_process_pool_site_runs_a_template_sized_by_the_tasks_resources(
+    start: Start, tmp_path: Path
+) -> None:
+    """The pool is sent no resource specification (it refuses any); the method
+    still sizes its launch from what the task asked for."""
+    launcher = write_fake_launcher(tmp_path / "bin")
+    method = Script('echo "ran $1"', name="mpi", mpi=True,
+                    mpi_command_string=f"{launcher} -n {{total_ranks}}")  # fmt: skip
+    federation = start([method], PROCESS_POOL)
+    federation.submit("mpi", "x", resources={"num_nodes": 2, "ranks_per_node": 3})
+    result = _one(federation)
+    assert result.success, result.failure
+    assert result.value["launcher"][:2] == ["-n", "6"]
+
+
 def test_launch_fields_in_parsls_names_and_colmenas() -> None:
     fields = launch_fields(ResourceRequirements(num_ranks=6, num_nodes=2))
     assert fields["num_nodes"] == fields["node_count"] == 2
