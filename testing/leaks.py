@@ -60,6 +60,8 @@ class Snapshot:
     threads: frozenset[threading.Thread]
     children: frozenset[_ProcessKey]
     handlers: tuple[object, ...] = ()
+    #: `DataFactory.listeners`: those of a session fixture's federation.
+    listeners: tuple[object, ...] = ()
 
 
 def _key(process: psutil.Process) -> _ProcessKey:
@@ -93,7 +95,12 @@ def snapshot() -> Snapshot:
         with contextlib.suppress(psutil.Error):
             keys.add(_key(child))
     handlers = tuple(signal.getsignal(signum) for signum in SIGNALS)
-    return Snapshot(frozenset(threading.enumerate()), frozenset(keys), handlers)
+    return Snapshot(
+        frozenset(threading.enumerate()),
+        frozenset(keys),
+        handlers,
+        tuple(DataFactory.listeners),
+    )
 
 
 def _deadline(grace_s: float) -> float:
@@ -239,11 +246,16 @@ def leaked_sdk_state(clean_up: bool = True) -> list[str]:
     return problems
 
 
-def leaked_data_listeners(clean_up: bool = True) -> list[str]:
-    """Resolve listeners of data managers whose federation was never stopped."""
-    listeners = list(DataFactory.listeners)
+def leaked_data_listeners(
+    before: Snapshot | None = None, clean_up: bool = True
+) -> list[str]:
+    """Resolve listeners of data managers whose federation was never stopped;
+    those already there `before` (a session fixture's federation) are not."""
+    kept = () if before is None else before.listeners
+    listeners = [fn for fn in DataFactory.listeners if fn not in kept]
     if clean_up:
-        DataFactory.listeners.clear()
+        for listener in listeners:
+            DataFactory.listeners.remove(listener)
     return [
         f"DataFactory.listeners still holds {listener!r} (a federation with a "
         "data block was not stopped)"
@@ -271,6 +283,6 @@ def check(before: Snapshot, grace_s: float = GRACE_S) -> list[str]:
         *leaked_children(before, grace_s),
         *leaked_stores(),
         *leaked_sdk_state(),
-        *leaked_data_listeners(),
+        *leaked_data_listeners(before),
         *changed_signal_handlers(before),
     ]

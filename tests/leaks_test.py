@@ -90,6 +90,23 @@ def test_a_data_listener_is_named_and_removed() -> None:
     assert DataFactory.listeners == []
 
 
+def test_a_data_listener_from_before_the_test_is_not_a_leak() -> None:
+    def kept(factory: DataFactory, started_ns: int, ended_ns: int) -> None: ...
+    def new(factory: DataFactory, started_ns: int, ended_ns: int) -> None: ...
+
+    DataFactory.listeners.append(kept)  # a module fixture's federation
+    try:
+        before = leaks.snapshot()
+        DataFactory.listeners.append(new)
+        problems = leaks.leaked_data_listeners(before)
+        assert len(problems) == 1 and "new" in problems[0]
+        assert DataFactory.listeners == [kept]
+    finally:
+        for listener in (kept, new):
+            if listener in DataFactory.listeners:
+                DataFactory.listeners.remove(listener)
+
+
 def test_a_signal_handler_left_behind_is_named_and_restored() -> None:
     before = leaks.snapshot()
     found = signal.getsignal(signal.SIGINT)  # SIG_IGN when started in the background

@@ -85,13 +85,16 @@ class ResourceCounter:
     def _wait_for(
         self,
         task_type: str | None,
-        n_slots: int,
+        n_slots: int | None,
         timeout: float | None,
         cancel_if: CancelFlag | None,
     ) -> bool:
-        """With the lock held: wait until `n_slots` are available in `task_type`."""
+        """With the lock held: wait until `n_slots` are available in `task_type`
+        (None: every slot allocated to it, however many that is by then)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._available[task_type] < n_slots:
+        while self._available[task_type] < (
+            self._allocated[task_type] if n_slots is None else n_slots
+        ):
             if cancel_if is not None and cancel_if.is_set():
                 return False
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -154,7 +157,8 @@ class ResourceCounter:
         callback: Callable[[], Any] | None = None,
     ) -> bool:
         """Move `n_slots` (or `"all"` allocated) from one pool to another, once
-        they are free in the first.
+        they are free in the first. `"all"` counts the slots the pool holds
+        once they are all free: another thread may move some away meanwhile.
 
         With `block=False` the move happens on a thread of its own, which then
         calls `callback`; the call returns True at once.
@@ -177,14 +181,15 @@ class ResourceCounter:
             ).start()
             return True
         with self._changed:
-            count = self._allocated[task_from] if n_slots == "all" else n_slots
-            if count > self._allocated[task_from]:
+            wanted = None if n_slots == "all" else n_slots
+            if wanted is not None and wanted > self._allocated[task_from]:
                 raise UsageError(
-                    f"cannot move {count} slots from {task_from!r}: it has only "
+                    f"cannot move {wanted} slots from {task_from!r}: it has only "
                     f"{self._allocated[task_from]}"
                 )
-            if not self._wait_for(task_from, count, timeout, cancel_if):
+            if not self._wait_for(task_from, wanted, timeout, cancel_if):
                 return False
+            count = self._allocated[task_from] if wanted is None else wanted
             self._allocated[task_from] -= count
             self._available[task_from] -= count
             self._allocated[task_to] += count

@@ -162,11 +162,15 @@ class Result(BaseModel):
         JSON cannot hold raises `TypeError`, as in Colmena.
         """
         exclude = options.pop("exclude", None) or set()
-        if isinstance(exclude, dict):
-            exclude = {key for key, drop in exclude.items() if drop is True}
-        data = self.model_dump(exclude={"inputs", "value", *exclude}, **options)
+        if isinstance(exclude, dict):  # nested excludes go on to `model_dump`
+            dropped = {key for key, drop in exclude.items() if drop is True}
+            exclude = {**exclude, "inputs": True, "value": True}
+        else:
+            dropped = set(exclude)
+            exclude = {*exclude, "inputs", "value"}
+        data = self.model_dump(exclude=exclude, **options)
         for name in ("inputs", "value"):
-            if name not in exclude:
+            if name not in dropped:
                 data[name] = getattr(self, name)
         return json.dumps(data, default=_jsonable)
 

@@ -8,6 +8,7 @@ drain the results still in flight once `done` is set.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from colmena_fx.colmena.exceptions import TimeoutException
@@ -48,6 +49,12 @@ class BaseThinker(NativeThinker):
         )
         self.queues = queue
         self.queues.set_role("client")
+
+    @property
+    def local_details(self) -> threading.local:
+        """Colmena's store of the calling agent's own objects: what an agent (or
+        `prepare_agent` in its thread) sets here only that agent sees."""
+        return self._local
 
     def next_result(self, topic: str, timeout: float) -> Any | None:
         try:

@@ -1,4 +1,5 @@
-"""Colmena's `ResourceCounter`: its argument order, and `timeout=-1` for forever.
+"""Colmena's `colmena.thinker.resources`: `ResourceCounter` with its argument
+order and `timeout=-1` for forever, and `ReallocatorThread`.
 
 colmena-fx's counter takes `None` for "wait forever" and refuses negative
 timeouts; Colmena's calls pass `-1` (and treat any timeout <= 0 as forever), and
@@ -10,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from colmena_fx.thinker.reallocator import ReallocatorThread
 from colmena_fx.thinker.resources import CancelFlag
 from colmena_fx.thinker.resources import ResourceCounter as NativeCounter
 from colmena_fx.thinker.resources import SlotCount
+
+__all__ = ["ReallocatorThread", "ResourceCounter"]
 
 
 def _forever(timeout: float | None) -> float | None:
