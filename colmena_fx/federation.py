@@ -18,7 +18,6 @@ from typing import Any
 
 from colmena_fx.clockplan import ClockPlan
 from colmena_fx.config import FederationConfig
-from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.configfiles import load_federation
 from colmena_fx.configfiles import resolve_functions
@@ -34,6 +33,7 @@ from colmena_fx.healthhub import HealthHub
 from colmena_fx.journal import Journal
 from colmena_fx.journal import check_journalable
 from colmena_fx.latency.recorder import LatencyRecorder
+from colmena_fx.methodroute import MethodRoute
 from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 from colmena_fx.models import Result

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from colmena_fx.config import RoutingPolicy
+from colmena_fx.methodroute import RoutingPolicy
 from colmena_fx.models import Result
 from colmena_fx.models import Routing
 from colmena_fx.models import Stamp

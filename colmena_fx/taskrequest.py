@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from colmena_fx.config import MethodRoute
 from colmena_fx.exceptions import UnknownSiteError
 from colmena_fx.exceptions import UsageError
+from colmena_fx.methodroute import MethodRoute
 from colmena_fx.models import FailureKind
 from colmena_fx.models import ResourceRequirements
 

@@ -34,3 +34,21 @@ def write_colmena_federation(directory: Path, **settings: Any) -> Path:
     site = write_site(directory, "cpu", THREAD_POOL)
     methods = {function.__name__: {"site": "cpu"} for function in METHODS}
     return write_federation(directory, [site], methods, **settings)
+
+
+#: The fields of Colmena 0.7's `Result`, its `Timestamps` and its `TimeSpans`:
+#: the keys of the result files its analysis notebooks read.
+COLMENA_FIELDS = {
+    "task_id", "inputs", "value", "method", "success", "complete", "task_info",
+    "resources", "failure_info", "worker_info", "message_sizes", "timestamp",
+    "time", "serialization_method", "keep_inputs", "proxystore_name",
+    "proxystore_config", "proxystore_threshold", "topic", "max_retries", "retries",
+}  # fmt: skip
+COLMENA_TIMESTAMPS = {
+    "created", "input_received", "compute_started", "compute_ended",
+    "result_sent", "result_received", "start_task_submission", "task_received",
+}  # fmt: skip
+COLMENA_SPANS = {
+    "running", "serialize_inputs", "deserialize_inputs", "serialize_results",
+    "deserialize_results", "async_resolve_proxies", "proxy", "additional",
+}  # fmt: skip

@@ -43,10 +43,10 @@ from benchmarks._overhead.thinkers import BurstThinker
 from benchmarks._overhead.thinkers import RoundTripThinker
 from colmena_fx import serialize
 from colmena_fx.config import FederationConfig
-from colmena_fx.config import MethodRoute
 from colmena_fx.configfiles import load_site
 from colmena_fx.federation import Federation
 from colmena_fx.latency import hop_durations
+from colmena_fx.methodroute import MethodRoute
 from colmena_fx.models import Result
 from colmena_fx.models import Stamp
 from colmena_fx.transports import gcformat

@@ -25,7 +25,6 @@ import numpy as np
 from rich.console import Console
 
 from colmena_fx.config import FederationConfig
-from colmena_fx.config import MethodRoute
 from colmena_fx.configfiles import load_federation
 from colmena_fx.exceptions import ColmenaFXError
 from colmena_fx.exceptions import ConfigError
@@ -33,6 +32,7 @@ from colmena_fx.federation import Federation
 from colmena_fx.latency.clocks import ClockOffset
 from colmena_fx.latency.export import export
 from colmena_fx.live import LiveView
+from colmena_fx.methodroute import MethodRoute
 
 log = logging.getLogger(__name__)
 

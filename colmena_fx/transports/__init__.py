@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
+from colmena_fx.methodroute import MethodRoute
 from colmena_fx.models import Result
 from colmena_fx.transports.base import Transport
 from colmena_fx.transports.base import TransportState

@@ -35,11 +35,11 @@ import globus_sdk
 from globus_compute_sdk import Client
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 
-from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
 from colmena_fx.exceptions import EndpointError
 from colmena_fx.exceptions import PayloadTooLargeError
 from colmena_fx.exceptions import ServiceError
+from colmena_fx.methodroute import MethodRoute
 from colmena_fx.models import Failure
 from colmena_fx.models import FailureKind
 from colmena_fx.models import Result

@@ -35,8 +35,8 @@ from typing import Any
 import zmq
 
 from colmena_fx import serialize
-from colmena_fx.config import MethodRoute
 from colmena_fx.config import SiteConfig
+from colmena_fx.methodroute import MethodRoute
 from colmena_fx.models import HOST
 from colmena_fx.models import Event
 from colmena_fx.models import Failure

@@ -13,23 +13,9 @@ from colmena_fx.colmena.models import Result
 from colmena_fx.colmena.queue import PipeQueues
 from colmena_fx.models import HOST
 from colmena_fx.models import ResourceRequirements as NativeResources
-
-#: The fields of Colmena 0.7's `Result`, its `Timestamps` and its `TimeSpans`:
-#: the keys of the result files its analysis notebooks read.
-COLMENA_FIELDS = {
-    "task_id", "inputs", "value", "method", "success", "complete", "task_info",
-    "resources", "failure_info", "worker_info", "message_sizes", "timestamp",
-    "time", "serialization_method", "keep_inputs", "proxystore_name",
-    "proxystore_config", "proxystore_threshold", "topic", "max_retries", "retries",
-}  # fmt: skip
-COLMENA_TIMESTAMPS = {
-    "created", "input_received", "compute_started", "compute_ended",
-    "result_sent", "result_received", "start_task_submission", "task_received",
-}  # fmt: skip
-COLMENA_SPANS = {
-    "running", "serialize_inputs", "deserialize_inputs", "serialize_results",
-    "deserialize_results", "async_resolve_proxies", "proxy", "additional",
-}  # fmt: skip
+from testing.colmena import COLMENA_FIELDS
+from testing.colmena import COLMENA_SPANS
+from testing.colmena import COLMENA_TIMESTAMPS
 
 
 def run(queues: PipeQueues, *args: object, **options: object) -> Result:

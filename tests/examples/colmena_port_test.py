@@ -13,15 +13,9 @@ from colmena_fx.colmena.models import Result
 from colmena_fx.journal import final_records
 from examples.colmena_port.run import FEDERATION
 from examples.colmena_port.run import main
+from testing.colmena import COLMENA_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
-#: Every field of Colmena 0.7's `Result`, as its analysis notebooks read them.
-COLMENA_FIELDS = {
-    "task_id", "inputs", "value", "method", "success", "complete", "task_info",
-    "resources", "failure_info", "worker_info", "message_sizes", "timestamp",
-    "time", "serialization_method", "keep_inputs", "proxystore_name",
-    "proxystore_config", "proxystore_threshold", "topic", "max_retries", "retries",
-}  # fmt: skip
 
 
 def test_the_ported_program_runs_and_writes_colmena_results(
